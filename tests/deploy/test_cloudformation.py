@@ -71,11 +71,17 @@ def as_list(value: Any) -> list:
 def resolve(t: dict, value: Any) -> Any:
     """Evaluate Ref/GetAtt/Sub with parameter defaults and fixed pseudo
     parameters, so that policy resources can be compared as strings.
-    Unknown attributes become ``<Logical.Attr>`` markers."""
+    Unknown attributes become ``<Logical.Attr>`` markers. Fn::If takes its
+    true branch (the one granting more, where a condition adds a permission);
+    AWS::NoValue becomes None and is dropped from lists."""
     if isinstance(value, list):
-        return [resolve(t, v) for v in value]
+        return [r for r in (resolve(t, v) for v in value) if r is not None]
     if not isinstance(value, dict):
         return value
+    if set(value) == {"Fn::If"}:
+        return resolve(t, value["Fn::If"][1])
+    if value == {"Ref": "AWS::NoValue"}:
+        return None
     if set(value) == {"Ref"}:
         return ref(t, value["Ref"])
     if set(value) == {"Fn::GetAtt"}:
@@ -105,7 +111,7 @@ def ref(t: dict, name: str) -> str:
         return PSEUDO[name]
     params = t.get("Parameters", {})
     if name in params:
-        return str(params[name].get("Default", f"<param:{name}>"))
+        return str(params[name].get("Default") or f"<param:{name}>")
     res = t["Resources"][name]
     name_prop = {"AWS::S3::Bucket": "BucketName", "AWS::Logs::LogGroup": "LogGroupName"}.get(
         res["Type"]
@@ -128,7 +134,7 @@ def statements(t: dict, logical_id: str) -> list[dict]:
     docs = [p["PolicyDocument"] for p in props.get("Policies", [])]
     if "PolicyDocument" in props:
         docs.append(props["PolicyDocument"])
-    return [resolve(t, s) for d in docs for s in as_list(d["Statement"])]
+    return resolve(t, [s for d in docs for s in as_list(d["Statement"])])
 
 
 def all_policy_statements(t: dict) -> list[tuple[str, dict]]:
@@ -220,6 +226,43 @@ def check_job_definition(t: dict) -> None:
     for env in c.get("Environment", []):
         assert not re.search(r"SECRET|PASSWORD|TOKEN|KEY|DATABASE_URL", env["Name"]), env
     assert not any(re.search(r"(?i)password|secret|token", str(a)) for a in c.get("Command", []))
+    # DATABASE_URL only ever as an ECS secret taken from the optional parameter.
+    secrets = resolve(t, c.get("Secrets", []))
+    assert secrets in (
+        [],
+        [{"Name": "DATABASE_URL", "ValueFrom": "<param:DatabaseUrlSecretArn>"}],
+    ), secrets
+    assert c.get("Secrets") in (
+        None,
+        {
+            "Fn::If": [
+                "HasDatabaseSecret",
+                [{"Name": "DATABASE_URL", "ValueFrom": {"Ref": "DatabaseUrlSecretArn"}}],
+                {"Ref": "AWS::NoValue"},
+            ]
+        },
+    ), "the secret must be conditional on the parameter being set"
+
+
+def check_execution_role(t: dict) -> None:
+    _, jd = only(t, "AWS::Batch::JobDefinition")
+    role = jd["Properties"]["ContainerProperties"]["ExecutionRoleArn"]
+    assert role == {"Fn::GetAtt": ["BatchExecutionRole", "Arn"]}, role
+    granted: dict[str, set[str]] = {}
+    for s in statements(t, "BatchExecutionRole"):
+        assert s["Effect"] == "Allow"
+        for a in as_list(s["Action"]):
+            granted.setdefault(a, set()).update(as_list(s["Resource"]))
+    log_group = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/batch/cocktail-assets:*"
+    assert granted == {
+        "ecr:GetAuthorizationToken": {"*"},
+        "ecr:BatchCheckLayerAvailability": {"<ImageRepository.Arn>"},
+        "ecr:BatchGetImage": {"<ImageRepository.Arn>"},
+        "ecr:GetDownloadUrlForLayer": {"<ImageRepository.Arn>"},
+        "logs:CreateLogStream": {log_group},
+        "logs:PutLogEvents": {log_group},
+        "secretsmanager:GetSecretValue": {"<param:DatabaseUrlSecretArn>"},
+    }, granted
 
 
 def check_retry_strategy(t: dict) -> None:
@@ -430,6 +473,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "retry_strategy": check_retry_strategy,
     "bucket": check_bucket,
     "job_role": check_job_role,
+    "execution_role": check_execution_role,
     "no_wildcard_actions": check_no_wildcard_actions,
     "pass_role": check_pass_role,
     "host_policy": check_host_policy,
@@ -479,6 +523,12 @@ def _swap_retry_rules(t: dict) -> None:
 
 def _drop_exit_rule(t: dict) -> None:
     _jd(t)["RetryStrategy"]["EvaluateOnExit"].pop()
+
+
+def _secret_any(t: dict) -> None:
+    (doc,) = [p["PolicyDocument"] for p in _res(t, "BatchExecutionRole")["Policies"]]
+    (cond,) = [s for s in doc["Statement"] if "Fn::If" in s]
+    cond["Fn::If"][1]["Resource"] = "*"
 
 
 def _drop_tls_deny(t: dict) -> None:
@@ -559,6 +609,17 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict], None]]] = {
     "job-logs-any-group": (
         "job_role",
         _set(lambda t: _stmt(t, "BatchJobRole", "WriteOwnLogGroup"), "Resource", "*"),
+    ),
+    "exec-ecr-any-repo": (
+        "execution_role",
+        _set(lambda t: _stmt(t, "BatchExecutionRole", "EcrPull"), "Resource", "*"),
+    ),
+    "exec-any-secret": ("execution_role", _secret_any),
+    "exec-secret-always": (
+        "job_definition",
+        lambda t: _jd(t)["ContainerProperties"].update(
+            Secrets=[{"Name": "DATABASE_URL", "ValueFrom": {"Ref": "DatabaseUrlSecretArn"}}]
+        ),
     ),
     "host-submit-star": (
         "no_wildcard_actions",
