@@ -1,0 +1,1 @@
+"""The site database's schema (numbered migrations), sample data and synthetic data."""
