@@ -1,0 +1,191 @@
+"""Resources bound per environment, and the one place where settings are read.
+
+Two environments:
+
+- **local** (the embedded default): no DATABASE_URL means the project's embedded PostgreSQL
+  with the sample data, a local artifact store under ``.local/artifacts`` and heavy steps
+  in-process (the step launcher is a none-resource).
+- **production**: ``COCKTAIL_ENV=production`` (or a DATABASE_URL / ANALYTICS_BUCKET) binds the
+  site database, the S3 store and, when BATCH_JOB_QUEUE is set, the AWS Batch step launcher.
+
+Secrets (DATABASE_URL holds the password) are bound as ``EnvVar`` so Dagster resolves them at
+run time and never shows them in the UI, a log line or metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagster import EnvVar, ResourceDefinition
+
+from cocktail_assets.errors import ConfigError
+from cocktail_assets.resources.database import CocktailDatabase, validate_conninfo
+from cocktail_assets.resources.embedded import DEFAULT_LOCAL_DIR, PROJECT_ROOT
+from cocktail_assets.resources.store import AnalyticsStore
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the project, read once from the environment."""
+
+    env: str
+    database_url: str | None
+    local_dir: Path
+    analytics_bucket: str | None
+    analytics_prefix: str
+    aws_region: str | None
+    s3_endpoint_url: str | None
+    batch_job_queue: str | None
+    batch_job_definition: str | None
+    batch_staging_prefix: str
+    batch_log_group: str | None
+    batch_max_attempts: int
+    debounce_minutes: float
+    max_wait_minutes: float
+    sensor_interval_seconds: int
+    similarity_neighbors: int
+    dense_distance_limit: int
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+
+def _number(environ: Mapping[str, str], name: str, default: float, cast: type = float) -> Any:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return cast(default)
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def read_settings(environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read and validate the settings; a bad value is a ConfigError naming the variable."""
+    env = environ.get("COCKTAIL_ENV", "").strip().lower()
+    database_url = environ.get("DATABASE_URL") or None
+    if database_url:
+        validate_conninfo(database_url)
+    if not env:
+        env = "production" if database_url or environ.get("ANALYTICS_BUCKET") else "local"
+    if env not in ("local", "dev", "production"):
+        raise ConfigError(f"COCKTAIL_ENV must be local, dev or production, got {env!r}")
+    if env == "production" and not database_url:
+        raise ConfigError("COCKTAIL_ENV=production needs DATABASE_URL")
+    queue = environ.get("BATCH_JOB_QUEUE") or None
+    definition = environ.get("BATCH_JOB_DEFINITION") or None
+    if bool(queue) != bool(definition):
+        raise ConfigError("BATCH_JOB_QUEUE and BATCH_JOB_DEFINITION are set together or not at all")
+    if queue and not environ.get("ANALYTICS_BUCKET"):
+        raise ConfigError("BATCH_JOB_QUEUE needs ANALYTICS_BUCKET (steps are staged on S3)")
+    return Settings(
+        env=env,
+        database_url=database_url,
+        local_dir=Path(environ.get("COCKTAIL_LOCAL_DIR") or DEFAULT_LOCAL_DIR),
+        analytics_bucket=environ.get("ANALYTICS_BUCKET") or None,
+        analytics_prefix=(environ.get("ANALYTICS_PREFIX") or "analytics").strip("/"),
+        aws_region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
+        s3_endpoint_url=environ.get("AWS_ENDPOINT_URL") or None,
+        batch_job_queue=queue,
+        batch_job_definition=definition,
+        batch_staging_prefix=(environ.get("BATCH_STAGING_PREFIX") or "dagster-steps").strip("/"),
+        batch_log_group=environ.get("BATCH_LOG_GROUP") or None,
+        batch_max_attempts=_number(environ, "BATCH_MAX_ATTEMPTS", 3, int),
+        debounce_minutes=_number(
+            environ, "ANALYTICS_DEBOUNCE_MINUTES", 5 if env == "dev" else 15
+        ),
+        max_wait_minutes=_number(environ, "ANALYTICS_MAX_WAIT_MINUTES", 60),
+        sensor_interval_seconds=_number(environ, "ANALYTICS_SENSOR_INTERVAL_SECONDS", 30, int),
+        similarity_neighbors=_number(environ, "SIMILARITY_NEIGHBORS", 20, int),
+        dense_distance_limit=_number(environ, "EM_DENSE_DISTANCE_LIMIT", 5000, int),
+    )
+
+
+def database_resource(settings: Settings, *, for_dagster: bool = True) -> CocktailDatabase:
+    """The site database; ``for_dagster=False`` gives one usable outside a run (CLI, settle)
+    with the URL itself rather than an EnvVar that only Dagster resolves."""
+    if settings.embedded:
+        return CocktailDatabase(embedded_dir=str(settings.local_dir))
+    if for_dagster:
+        return CocktailDatabase(url=EnvVar("DATABASE_URL"))
+    return CocktailDatabase(url=settings.database_url)
+
+
+def store_resource(settings: Settings) -> AnalyticsStore:
+    if settings.analytics_bucket:
+        return AnalyticsStore(
+            bucket=settings.analytics_bucket, prefix=settings.analytics_prefix,
+            region=settings.aws_region, endpoint_url=settings.s3_endpoint_url,
+        )
+    return AnalyticsStore(
+        local_dir=str(settings.local_dir / "artifacts"), prefix=settings.analytics_prefix
+    )
+
+
+def step_launcher_resource(settings: Settings) -> Any:
+    """The Batch step launcher in production with Batch settings; in-process otherwise."""
+    if not settings.batch_job_queue:
+        return ResourceDefinition.none_resource()
+    from cocktail_assets.batch.launcher import BatchStepLauncher
+
+    return BatchStepLauncher(
+        job_queue=settings.batch_job_queue,
+        job_definition=settings.batch_job_definition or "",
+        staging_bucket=settings.analytics_bucket or "",
+        staging_prefix=settings.batch_staging_prefix,
+        region=settings.aws_region,
+        endpoint_url=settings.s3_endpoint_url,
+        log_group=settings.batch_log_group,
+        max_attempts=settings.batch_max_attempts,
+    )
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """All resources of the code location for one environment."""
+    from cocktail_assets.io_manager import ArtifactIOManager
+    from cocktail_assets.resources.params import AnalyticsParams
+
+    store = store_resource(settings)
+    return {
+        "database": database_resource(settings),
+        "store": store,
+        "params": AnalyticsParams(
+            similarity_neighbors=settings.similarity_neighbors,
+            dense_distance_limit=settings.dense_distance_limit,
+        ),
+        "io_manager": ArtifactIOManager(store=store),
+        "step_launcher": step_launcher_resource(settings),
+    }
+
+
+def prepare_dagster_home(settings: Settings) -> dict[str, str]:
+    """Environment for Dagster processes: this folder's dagster.yaml, storage in Postgres.
+
+    In the embedded default, the instance's storage is the embedded server's ``dagster``
+    database; in production DAGSTER_PG_URL must be set by the deployment.
+    """
+    env: dict[str, str] = {}
+    env.setdefault("DAGSTER_HOME", os.environ.get("DAGSTER_HOME") or str(PROJECT_ROOT))
+    env["COCKTAIL_DAGSTER_STORAGE"] = os.environ.get("COCKTAIL_DAGSTER_STORAGE") or str(
+        settings.local_dir / "dagster"
+    )
+    env["COCKTAIL_DAGSTER_COMPUTE_LOGS"] = os.environ.get(
+        "COCKTAIL_DAGSTER_COMPUTE_LOGS"
+    ) or str(settings.local_dir / "dagster" / "compute_logs")
+    if os.environ.get("DAGSTER_PG_URL"):
+        env["DAGSTER_PG_URL"] = os.environ["DAGSTER_PG_URL"]
+    elif settings.embedded:
+        from cocktail_assets.resources.embedded import ensure_embedded
+
+        env["DAGSTER_PG_URL"] = ensure_embedded(settings.local_dir).dagster_url
+    else:
+        raise ConfigError("DAGSTER_PG_URL must name the Dagster instance's PostgreSQL database")
+    return env

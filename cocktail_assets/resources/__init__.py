@@ -1,0 +1,1 @@
+"""Dagster resources: the site database, the analytics store, the Batch step launcher."""

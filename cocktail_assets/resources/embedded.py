@@ -1,0 +1,68 @@
+"""The embedded default: a PostgreSQL server of the project's own, with the sample data.
+
+With no DATABASE_URL, the project runs against a server started from the ``pgserver`` package
+whose data lives in the git-ignored ``.local/pgdata`` folder. It holds two databases: the
+site's (``cocktails``, migrated and seeded on first use) and Dagster's instance storage
+(``dagster``). The server stops when the last process that uses it exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from cocktail_assets.errors import DatabaseUnavailable
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_LOCAL_DIR = PROJECT_ROOT / ".local"
+ANALYTICS_DB = "cocktails"
+DAGSTER_DB = "dagster"
+
+
+@dataclass(frozen=True)
+class EmbeddedDatabases:
+    analytics_url: str
+    dagster_url: str
+
+
+@cache
+def ensure_embedded(local_dir: Path = DEFAULT_LOCAL_DIR) -> EmbeddedDatabases:
+    """Start (or join) the embedded server; create, migrate and seed its databases once."""
+    import pgserver
+    import psycopg
+
+    from cocktail_assets.db.migrate import migrate
+    from cocktail_assets.db.seed import seed_sample
+
+    pgdata = Path(local_dir) / "pgdata"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    except Exception as exc:  # pgserver raises plain subprocess / assertion errors
+        raise DatabaseUnavailable(
+            f"cannot start the embedded PostgreSQL in {pgdata}: {exc} (see {pgdata / 'log'})"
+        ) from None
+    admin = server.get_uri("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        existing = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+        for name in (ANALYTICS_DB, DAGSTER_DB):
+            if name not in existing:
+                conn.execute(f'CREATE DATABASE "{name}"')
+    analytics_url = server.get_uri(ANALYTICS_DB)
+    migrate(analytics_url)
+    with psycopg.connect(analytics_url) as conn:
+        empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM recipes)").fetchone()
+        if empty and empty[0]:
+            seed_sample(conn)
+    # Keep the server object alive for the life of this process (its handle stops the server).
+    _servers.append(server)
+    return EmbeddedDatabases(analytics_url, server.get_uri(DAGSTER_DB))
+
+
+_servers: list[object] = []

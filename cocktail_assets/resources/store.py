@@ -1,0 +1,148 @@
+"""The analytics store: where the site's pages read the published artifacts.
+
+S3 when a bucket is configured, a local folder otherwise, with one key layout
+(``<prefix>/v1/<name>``) and one JSON envelope. A publish never leaves a half-written
+artifact visible: locally the file is written beside its target and renamed over it; on S3
+it is one PUT whose Content-MD5 S3 checks before it replaces the object.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+
+from cocktail_assets.errors import StoreError
+
+STORAGE_VERSION = "v1"
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """ISO-8601 UTC with microseconds and a Z, as the site's pages parse it."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def envelope(analytics_type: str, data: Any, generated_at: str | None = None) -> dict[str, Any]:
+    return {
+        "data": data,
+        "metadata": {
+            "generated_at": generated_at or utc_timestamp(),
+            "storage_version": STORAGE_VERSION,
+            "analytics_type": analytics_type,
+        },
+    }
+
+
+class AnalyticsStore(ConfigurableResource):
+    """Published artifacts under ``<prefix>/v1/``, on S3 or in a local folder."""
+
+    bucket: str | None = None
+    prefix: str = "analytics"
+    local_dir: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None  # an S3-compatible endpoint (moto in the tests, MinIO...)
+
+    _client: Any = PrivateAttr(default=None)
+
+    # -- addressing ------------------------------------------------------------------------
+    def key(self, name: str) -> str:
+        return f"{self.prefix.strip('/')}/{STORAGE_VERSION}/{name}"
+
+    def uri(self, name: str) -> str:
+        if self.bucket:
+            return f"s3://{self.bucket}/{self.key(name)}"
+        return self._local_path(name).as_uri()
+
+    def _local_path(self, name: str) -> Path:
+        if not self.local_dir:
+            raise StoreError("the analytics store has neither a bucket nor a local_dir")
+        return Path(self.local_dir) / self.key(name)
+
+    def _s3(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client(
+                "s3", region_name=self.region, endpoint_url=self.endpoint_url
+            )
+        return self._client
+
+    # -- bytes -----------------------------------------------------------------------------
+    def put_bytes(self, name: str, body: bytes, content_type: str) -> str:
+        """Write one artifact atomically; returns its URI."""
+        if self.bucket:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+            try:
+                self._s3().put_object(
+                    Bucket=self.bucket, Key=self.key(name), Body=body,
+                    ContentMD5=md5, ContentType=content_type,
+                )
+            except (BotoCoreError, ClientError) as exc:
+                raise StoreError(f"cannot write {self.uri(name)}: {exc}") from None
+            return self.uri(name)
+        path = self._local_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.uri(name)
+
+    def get_bytes(self, name: str) -> bytes:
+        if self.bucket:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            try:
+                return self._s3().get_object(Bucket=self.bucket, Key=self.key(name))["Body"].read()
+            except (BotoCoreError, ClientError) as exc:
+                raise StoreError(f"cannot read {self.uri(name)}: {exc}") from None
+        path = self._local_path(name)
+        if not path.exists():
+            raise StoreError(f"cannot read {self.uri(name)}: no such artifact")
+        return path.read_bytes()
+
+    # -- typed artifacts -------------------------------------------------------------------
+    def publish_json(self, analytics_type: str, data: Any) -> str:
+        """Publish ``data`` in the site's envelope at ``<prefix>/v1/<type>.json``."""
+        body = json.dumps(envelope(analytics_type, data), ensure_ascii=False).encode("utf-8")
+        return self.put_bytes(f"{analytics_type}.json", body, "application/json")
+
+    def read_json(self, analytics_type: str) -> dict[str, Any]:
+        return json.loads(self.get_bytes(f"{analytics_type}.json"))
+
+    def put_array(self, name: str, array: np.ndarray) -> str:
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        return self.put_bytes(name, buffer.getvalue(), "application/octet-stream")
+
+    def get_array(self, name: str) -> np.ndarray:
+        return np.load(io.BytesIO(self.get_bytes(name)), allow_pickle=False)
+
+    def put_arrays(self, name: str, **arrays: np.ndarray) -> str:
+        """Several arrays in one ``.npz`` (no pickles), e.g. a sparse graph and its ids."""
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return self.put_bytes(name, buffer.getvalue(), "application/octet-stream")
+
+    def get_arrays(self, name: str) -> dict[str, np.ndarray]:
+        with np.load(io.BytesIO(self.get_bytes(name)), allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
