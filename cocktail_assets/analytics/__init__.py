@@ -1,0 +1,1 @@
+"""Published analytics: ingredient-usage, recipe-complexity, ingredient-tree."""

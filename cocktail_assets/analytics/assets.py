@@ -1,0 +1,144 @@
+"""The published analytics artifacts that need no optimal transport."""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+import numpy as np
+
+from cocktail_assets import queries
+from cocktail_assets.analytics.compute import (
+    ingredient_tree_document,
+    ingredient_usage_rows,
+    recipe_complexity_rows,
+    tree_depth,
+    usage_counts,
+)
+from cocktail_assets.catalog.load import IngredientCatalog
+from cocktail_assets.resources.database import CocktailDatabase
+from cocktail_assets.resources.store import AnalyticsStore
+from cocktail_assets.sources.assets import source_key
+
+GROUP = "analytics"
+CATALOG = dg.AssetIn(key=["catalog", "ingredient_tree"])
+
+
+def _pairs(database: CocktailDatabase) -> tuple[np.ndarray, np.ndarray]:
+    with database.snapshot() as conn:
+        rows = conn.execute(queries.DISTINCT_RECIPE_INGREDIENTS).fetchall()
+    arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
+@dg.asset(
+    key=["analytics", "ingredient_usage"],
+    group_name=GROUP,
+    ins={"catalog": CATALOG},
+    deps=[source_key("recipe_ingredients")],
+    kinds={"python", "s3"},
+    description=(
+        "Root ingredients with direct and hierarchical recipe counts, most used first. "
+        "Published as ingredient-usage.json."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec("counts_match_sql", asset=["analytics", "ingredient_usage"],
+                          description="Every ingredient's counts equal a direct SQL count."),
+        dg.AssetCheckSpec("hierarchy_monotone", asset=["analytics", "ingredient_usage"],
+                          description="hierarchical >= direct and >= every child's count."),
+    ],
+)
+def ingredient_usage(
+    context: dg.AssetExecutionContext,
+    database: CocktailDatabase,
+    store: AnalyticsStore,
+    catalog: IngredientCatalog,
+):
+    started = time.perf_counter()
+    recipe_ids, ingredient_ids = _pairs(database)
+    direct, hierarchical = usage_counts(catalog, recipe_ids, ingredient_ids)
+    rows = ingredient_usage_rows(catalog, direct, hierarchical)
+    uri = store.publish_json("ingredient-usage", rows)
+    with database.snapshot() as conn:
+        by_sql = np.array(conn.execute(queries.USAGE_BY_SQL).fetchall(), dtype=np.int64)
+    by_sql = by_sql.reshape(-1, 3)
+    mismatched = by_sql[
+        (by_sql[:, 1] != direct) | (by_sql[:, 2] != hierarchical)
+    ][:, 0] if by_sql.shape[0] == direct.size else catalog.tree.ids
+    parent_pos = np.searchsorted(catalog.tree.ids, catalog.tree.parent_ids)
+    child = catalog.tree.parent_ids >= 0
+    not_monotone = np.concatenate([
+        catalog.tree.ids[hierarchical < direct],
+        catalog.tree.ids[child][hierarchical[parent_pos[child]] < hierarchical[child]],
+    ])
+    return dg.MaterializeResult(
+        metadata={
+            "rows": len(rows),
+            "uri": dg.MetadataValue.url(uri),
+            "duration_s": round(time.perf_counter() - started, 3),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="counts_match_sql", passed=bool(mismatched.size == 0),
+                metadata={"mismatched_ingredients": mismatched[:20].tolist()},
+            ),
+            dg.AssetCheckResult(
+                check_name="hierarchy_monotone", passed=bool(not_monotone.size == 0),
+                metadata={"violating_ingredients": not_monotone[:20].tolist()},
+            ),
+        ],
+    )
+
+
+@dg.asset(
+    key=["analytics", "recipe_complexity"],
+    group_name=GROUP,
+    deps=[source_key("recipe_ingredients")],
+    kinds={"python", "s3"},
+    description="How many recipes have N distinct ingredients. Published as "
+    "recipe-complexity.json.",
+)
+def recipe_complexity(
+    database: CocktailDatabase, store: AnalyticsStore
+) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    rows = recipe_complexity_rows(*_pairs(database))
+    uri = store.publish_json("recipe-complexity", rows)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": len(rows),
+            "recipes": sum(r["recipe_count"] for r in rows),
+            "uri": dg.MetadataValue.url(uri),
+            "duration_s": round(time.perf_counter() - started, 3),
+        }
+    )
+
+
+@dg.asset(
+    key=["analytics", "ingredient_tree"],
+    group_name=GROUP,
+    ins={"catalog": CATALOG},
+    deps=[source_key("recipe_ingredients")],
+    kinds={"python", "s3"},
+    description="The whole ingredient hierarchy with recipe counts, D3-ready. Published as "
+    "ingredient-tree.json.",
+)
+def ingredient_tree(
+    database: CocktailDatabase, store: AnalyticsStore, catalog: IngredientCatalog
+) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    recipe_ids, ingredient_ids = _pairs(database)
+    direct, hierarchical = usage_counts(catalog, recipe_ids, ingredient_ids)
+    document = ingredient_tree_document(
+        catalog, direct, hierarchical, total_recipes=np.unique(recipe_ids).size
+    )
+    uri = store.publish_json("ingredient-tree", document)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": int(catalog.tree.ids.size),
+            "depth": tree_depth(document),
+            "size": int(catalog.tree.ids.size) + 1,
+            "uri": dg.MetadataValue.url(uri),
+            "duration_s": round(time.perf_counter() - started, 3),
+        }
+    )

@@ -1,0 +1,1 @@
+"""Intermediates loaded from the site tables: the ingredient tree and recipe volumes."""

@@ -1,0 +1,104 @@
+"""Load the site's ingredients and recipes into barcart's array types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import psycopg
+from barcart import IngredientTree, RecipeMatrix, TreeError, row_volumes_ml, volume_fractions
+
+from cocktail_assets import queries
+from cocktail_assets.errors import DataError
+
+
+@dataclass(frozen=True)
+class IngredientCatalog:
+    """Every ingredient with its place in the tree; arrays aligned with ``tree.ids``."""
+
+    tree: IngredientTree
+    names: np.ndarray
+    paths: np.ndarray
+    allow_substitution: np.ndarray
+
+    def name_of(self, ingredient_ids: np.ndarray) -> np.ndarray:
+        return self.names[np.searchsorted(self.tree.ids, ingredient_ids)]
+
+
+@dataclass(frozen=True)
+class RecipeVolumes:
+    """Recipes as volume fractions, with their names and display ingredient lists.
+
+    ``list_names[list_ptr[r]:list_ptr[r + 1]]`` is recipe r's ingredient list as the spaces
+    show it: by volume descending, 'each' items last, ties by name.
+    """
+
+    matrix: RecipeMatrix
+    recipe_names: np.ndarray
+    list_ptr: np.ndarray
+    list_names: np.ndarray
+
+    def ingredient_list(self, row: int) -> list[str]:
+        return self.list_names[self.list_ptr[row]:self.list_ptr[row + 1]].tolist()
+
+
+def load_catalog(conn: psycopg.Connection) -> IngredientCatalog:
+    """Read ``ingredients``; a path that names a missing id or loops is a DataError."""
+    rows = conn.execute(queries.INGREDIENTS).fetchall()
+    ids = [r[0] for r in rows]
+    paths = [r[3] if r[3] is not None else "" for r in rows]
+    try:
+        tree = IngredientTree.from_paths(ids, paths)
+    except TreeError as exc:
+        raise DataError(f"ingredients table: {exc}") from None
+    order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+    return IngredientCatalog(
+        tree=tree,
+        names=np.array([rows[i][1] for i in order], dtype=str),
+        paths=np.array([paths[i] for i in order], dtype=str),
+        allow_substitution=np.array([bool(rows[i][4]) for i in order], dtype=bool),
+    )
+
+
+def load_recipe_volumes(conn: psycopg.Connection, catalog: IngredientCatalog) -> RecipeVolumes:
+    """Read recipe rows, convert them to ml by the spec's rule and normalise per recipe."""
+    rows = conn.execute(queries.RECIPE_INGREDIENT_ROWS).fetchall()
+    recipe_names = dict(conn.execute(queries.RECIPES).fetchall())
+    frame = pd.DataFrame(
+        rows, columns=["recipe_id", "ingredient_id", "amount", "unit", "conversion"]
+    )
+    amounts = frame["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
+    conversions = frame["conversion"].to_numpy(dtype=np.float64, na_value=np.nan)
+    volumes = row_volumes_ml(amounts, frame["unit"].tolist(), conversions)
+    bad = np.flatnonzero(~np.isfinite(volumes) | (volumes < 0))
+    if bad.size:
+        r = frame.iloc[int(bad[0])]
+        raise DataError(
+            f"recipe_ingredients row of recipe {int(r.recipe_id)}, ingredient "
+            f"{int(r.ingredient_id)}: amount {r.amount} {r.unit or ''} gives volume "
+            f"{volumes[bad[0]]} ml, which is not a non-negative number"
+        )
+    matrix = volume_fractions(
+        frame["recipe_id"].to_numpy(np.int64), frame["ingredient_id"].to_numpy(np.int64), volumes
+    )
+    frame["volume"] = volumes
+    frame["each"] = frame["unit"].fillna("").str.lower().eq("each")
+    per_item = (
+        frame[frame["recipe_id"].isin(matrix.recipe_ids)]
+        .groupby(["recipe_id", "ingredient_id"], as_index=False)
+        .agg(volume=("volume", "sum"), each=("each", "any"))
+    )
+    per_item["name"] = catalog.name_of(per_item["ingredient_id"].to_numpy(np.int64))
+    per_item = per_item.sort_values(
+        ["recipe_id", "each", "volume", "name"], ascending=[True, True, False, True],
+        kind="stable",
+    )
+    counts = per_item.groupby("recipe_id").size().reindex(matrix.recipe_ids, fill_value=0)
+    list_ptr = np.concatenate([[0], np.cumsum(counts.to_numpy())]).astype(np.int64)
+    return RecipeVolumes(
+        matrix=matrix,
+        recipe_names=np.array([recipe_names[int(r)] for r in matrix.recipe_ids], dtype=str),
+        list_ptr=list_ptr,
+        list_names=per_item["name"].to_numpy(dtype=str),
+    )

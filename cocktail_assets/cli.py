@@ -1,0 +1,161 @@
+"""The ``cocktail-assets`` command.
+
+Errors a user can cause (settings, an unreachable database, bad data, a failed migration) print
+one line and exit with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from cocktail_assets.errors import CocktailAssetsError
+
+EXIT_USER_ERROR = 2
+
+
+def _settings():
+    from cocktail_assets.environments import read_settings
+
+    return read_settings()
+
+
+def _database_url(settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    from cocktail_assets.resources.embedded import ensure_embedded
+
+    return ensure_embedded(settings.local_dir).analytics_url
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from cocktail_assets.db.migrate import migrate, pending
+
+    url = _database_url(_settings()) if not args.database_url else args.database_url
+    if args.dry_run:
+        todo = pending(url)
+        print("\n".join(f"would apply {m.name}" for m in todo) or "up to date")
+        return 0
+    applied = migrate(url, log=print)
+    print(f"applied {len(applied)} migration(s)" if applied else "up to date")
+    return 0
+
+
+def cmd_db_seed(args: argparse.Namespace) -> int:
+    from cocktail_assets.db.seed import seed_sample
+    from cocktail_assets.resources.database import connect
+
+    with connect(_database_url(_settings())) as conn:
+        counts = seed_sample(conn)
+    print(", ".join(f"{table}: {n}" for table, n in counts.items()))
+    return 0
+
+
+def cmd_db_synth(args: argparse.Namespace) -> int:
+    from cocktail_assets.db.synth import synthesize
+    from cocktail_assets.resources.database import connect
+
+    started = time.perf_counter()
+    with connect(_database_url(_settings())) as conn:
+        counts = synthesize(conn, args.recipes, args.seed, progress=print)
+    summary = ", ".join(f"{table}: {n}" for table, n in counts.items())
+    print(f"{summary} ({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from cocktail_assets.refresh.run import run_refresh
+
+    return 0 if run_refresh(_settings(), args.select, out=print) else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cocktail_assets.refresh.status import print_status
+
+    print_status(_settings(), out=print)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from cocktail_assets.environments import prepare_dagster_home
+    from cocktail_assets.resources.embedded import PROJECT_ROOT
+
+    settings = _settings()
+    env = {**os.environ, **prepare_dagster_home(settings)}
+    if settings.embedded:
+        _database_url(settings)  # start, migrate and seed before Dagster's processes join it
+    command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), *args.dagster_args]
+    os.chdir(PROJECT_ROOT)
+    os.execvpe(command[0], command, env)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cocktail-assets",
+        description="Keep the cocktail site's analytics fresh. With no DATABASE_URL, every "
+        "command uses the embedded PostgreSQL with the sample data (started on first use).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "migrate",
+        help="apply the numbered SQL migrations",
+        description="Apply cocktail_assets/db/migrations/NNN_name.sql files not yet recorded in "
+        "schema_migrations, each in its own transaction, under an advisory lock so two runners "
+        "never race. On an existing site database only the analytics objects are added. Stops "
+        "at the first failing file, naming it, with exit status 2.",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would be applied")
+    p.add_argument("--database-url", help="migrate this database instead of DATABASE_URL")
+    p.set_defaults(func=cmd_migrate)
+
+    db = sub.add_parser("db", help="sample and synthetic data").add_subparsers(
+        dest="db_command", required=True
+    )
+    p = db.add_parser("seed", help="load the bundled sample cocktails (idempotent)")
+    p.set_defaults(func=cmd_db_seed)
+    p = db.add_parser("synth", help="generate a deterministic synthetic site")
+    p.add_argument("--recipes", type=int, required=True, help="how many recipes")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
+    p.set_defaults(func=cmd_db_synth)
+
+    p = sub.add_parser(
+        "refresh",
+        help="materialize the analytics now (all by default) and print a summary",
+        description="Materialize every analytics asset (or the --select subset, with what it "
+        "needs upstream) through the Dagster instance, bypassing the sensor's debounce. A "
+        "successful full refresh settles the edits it covered.",
+    )
+    p.add_argument(
+        "--select", nargs="*", default=None, metavar="ASSET",
+        help="asset keys like spaces/cocktail_space or analytics/ingredient_usage",
+    )
+    p.set_defaults(func=cmd_refresh)
+
+    p = sub.add_parser("status", help="what the refresh sensor sees and would do")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("ui", help="start the Dagster UI and daemon (dagster dev)")
+    p.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return handler(args)
+    except CocktailAssetsError as exc:
+        print(f"cocktail-assets: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

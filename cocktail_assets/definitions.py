@@ -1,0 +1,21 @@
+"""The code location: merges every domain of the asset graph; nothing else."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from cocktail_assets.analytics import assets as analytics
+from cocktail_assets.catalog import assets as catalog
+from cocktail_assets.environments import build_resources, read_settings
+from cocktail_assets.refresh.jobs import analytics_refresh
+from cocktail_assets.sources.assets import source_assets
+from cocktail_assets.spaces import assets as spaces
+
+defs = dg.Definitions(
+    assets=[
+        *source_assets,
+        *dg.load_assets_from_modules([catalog, analytics, spaces]),
+    ],
+    jobs=[analytics_refresh],
+    resources=build_resources(read_settings()),
+)

@@ -1,0 +1,1 @@
+"""Change tracking queries and the debounced refresh sensor."""

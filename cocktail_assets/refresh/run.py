@@ -1,0 +1,120 @@
+"""``cocktail-assets refresh``: materialize now through the Dagster instance, with progress."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import dagster as dg
+
+from cocktail_assets.environments import Settings, prepare_dagster_home
+from cocktail_assets.errors import ConfigError
+from cocktail_assets.refresh.jobs import REFRESH_TAG, refresh_job_def
+
+
+class _ProgressHandler(logging.Handler):
+    """Prints one short line per step event and per progress message of the run."""
+
+    def __init__(self, out: Callable[[str], None]) -> None:
+        super().__init__(logging.INFO)
+        self.out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None)
+        if meta is None:
+            return
+        event = meta.get("dagster_event")
+        step = meta.get("step_key") or ""
+        stamp = datetime.now().strftime("%H:%M:%S")
+        if event is not None:
+            kind = event.event_type_value
+            if kind in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "ASSET_MATERIALIZATION"):
+                text = kind.lower().replace("_", " ")
+                if kind == "STEP_FAILURE":
+                    text += ": " + (meta.get("orig_message") or "")
+                self.out(f"[{stamp}] {step}: {text}")
+        elif record.levelno >= logging.INFO and step:
+            self.out(f"[{stamp}] {step}: {meta.get('orig_message', record.getMessage())}")
+
+
+def parse_selection(select: Sequence[str] | None) -> list[dg.AssetKey] | None:
+    if not select:
+        return None
+    from cocktail_assets.definitions import defs
+
+    known = {key.to_user_string(): key for key in defs.resolve_all_asset_keys()}
+    keys = []
+    for item in select:
+        if item not in known:
+            raise ConfigError(
+                f"--select {item!r} is not an asset; known: {', '.join(sorted(known))}"
+            )
+        keys.append(known[item])
+    return keys
+
+
+def summarize(result: dg.ExecuteJobResult) -> list[tuple[str, str, str, str]]:
+    """(asset, rows, uri, seconds) per materialization of the run."""
+    starts: dict[str, float] = {}
+    rows: list[tuple[str, str, str, str]] = []
+    for event in result.all_events:
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = event.timestamp
+        elif event.event_type_value == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization
+            meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+            count = meta.get("rows", meta.get("recipes", ""))
+            uri = meta.get("uri") or meta.get("work_uri") or meta.get("table") or ""
+            seconds = meta.get("duration_s")
+            if seconds is None and event.step_key in starts:
+                seconds = round(event.timestamp - starts[event.step_key], 2)
+            rows.append((mat.asset_key.to_user_string(), str(count), str(uri), str(seconds)))
+    return rows
+
+
+def format_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in
+             [header, tuple("-" * w for w in widths), *rows]]
+    return "\n".join(lines)
+
+
+def run_refresh(
+    settings: Settings, select: Sequence[str] | None, out: Callable[[str], None] = print
+) -> bool:
+    """Run the refresh job once (all assets, or ``select``); True when it succeeded."""
+    os.environ.update(prepare_dagster_home(settings))
+    keys = parse_selection(select)
+    handler = _ProgressHandler(out)
+    dagster_logger = logging.getLogger("dagster")
+    dagster_logger.addHandler(handler)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            out(f"refreshing {'all analytics' if keys is None else ', '.join(select or [])}")
+            result = dg.execute_job(
+                dg.reconstructable(refresh_job_def),
+                instance=instance,
+                asset_selection=keys,
+                tags={REFRESH_TAG: "true", "cocktail-assets/trigger": "cli"},
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            )
+            table = summarize(result)
+            out(format_table(table, ("asset", "rows", "uri", "seconds")))
+            if result.success:
+                from cocktail_assets.refresh.settle import settle_run
+
+                settle_run(instance, result.run_id, settings)
+                out(f"refresh succeeded (run {result.run_id})")
+            else:
+                for event in result.all_events:
+                    if event.event_type_value == "STEP_FAILURE":
+                        error = event.event_specific_data.error
+                        message = error.message.strip().splitlines()[-1] if error else ""
+                        out(f"step {event.step_key} failed: {message}")
+                out(f"refresh failed (run {result.run_id})")
+            return result.success
+    finally:
+        dagster_logger.removeHandler(handler)

@@ -1,0 +1,123 @@
+"""Queries over the change tracking that migration 002 installs.
+
+Each statement on a tracked site table appends a row to ``analytics_change_log``. Pending rows
+(``settled_at IS NULL``) are the edits no successful refresh has covered yet. A refresh is
+planned from a snapshot (``pg_current_snapshot()``); when it succeeds, exactly the rows visible
+in that snapshot are settled, so nothing that committed later (or was in flight) is lost.
+All times are the database's clock, in UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+TRACKED_TABLES: tuple[str, ...] = (
+    "recipes", "ingredients", "recipe_ingredients", "units", "ratings", "tags", "recipe_tags",
+    "user_ingredients",
+)
+
+
+@dataclass(frozen=True)
+class PendingTable:
+    table: str
+    changes: int
+    first_changed_at: datetime
+    last_changed_at: datetime
+
+
+@dataclass(frozen=True)
+class PendingChanges:
+    """What is waiting for a refresh, read in one statement with the database's ``now()``."""
+
+    now: datetime
+    snapshot: str
+    tables: tuple[PendingTable, ...]
+
+    @property
+    def table_names(self) -> tuple[str, ...]:
+        return tuple(t.table for t in self.tables)
+
+    @property
+    def first_changed_at(self) -> datetime | None:
+        return min((t.first_changed_at for t in self.tables), default=None)
+
+    @property
+    def last_changed_at(self) -> datetime | None:
+        return max((t.last_changed_at for t in self.tables), default=None)
+
+
+_PENDING = """
+SELECT now() AT TIME ZONE 'utc', pg_current_snapshot()::text,
+       coalesce(json_agg(json_build_object(
+           'table', table_name, 'changes', n, 'first', first_at, 'last', last_at)
+           ORDER BY table_name) FILTER (WHERE table_name IS NOT NULL), '[]')
+FROM (
+    SELECT table_name, count(*) AS n, min(changed_at) AS first_at, max(changed_at) AS last_at
+    FROM analytics_change_log WHERE settled_at IS NULL GROUP BY table_name
+) pending
+"""
+
+
+def pending_changes(conn: psycopg.Connection) -> PendingChanges:
+    """The pending edits per table, the database clock, and the snapshot they were read in."""
+    row = conn.execute(_PENDING).fetchone()
+    assert row is not None
+    now, snapshot, tables = row
+    return PendingChanges(
+        now=now,
+        snapshot=snapshot,
+        tables=tuple(
+            PendingTable(
+                table=t["table"], changes=t["changes"],
+                first_changed_at=datetime.fromisoformat(t["first"]),
+                last_changed_at=datetime.fromisoformat(t["last"]),
+            )
+            for t in tables
+        ),
+    )
+
+
+def current_snapshot(conn: psycopg.Connection) -> str:
+    """The snapshot a refresh is planned from: what it covers when it succeeds."""
+    row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def settle(conn: psycopg.Connection, snapshot: str, tables: Sequence[str]) -> int:
+    """Mark settled the pending changes of ``tables`` visible in ``snapshot``; returns how many.
+
+    Idempotent, so a retried settlement is harmless. Also stamps ``last_run_at`` for the tools
+    that read ``analytics_refresh_state``, and prunes settled rows except each table's newest
+    (whose id is the table's data version).
+    """
+    with conn.transaction():
+        cur = conn.execute(
+            "UPDATE analytics_change_log SET settled_at = now() AT TIME ZONE 'utc' "
+            "WHERE settled_at IS NULL AND table_name = ANY(%s) "
+            "AND pg_visible_in_snapshot(txid, %s::pg_snapshot)",
+            (list(tables), snapshot),
+        )
+        settled = cur.rowcount
+        conn.execute(
+            "UPDATE analytics_refresh_state SET last_run_at = now() AT TIME ZONE 'utc' "
+            "WHERE id = 1"
+        )
+        conn.execute(
+            "DELETE FROM analytics_change_log l WHERE settled_at IS NOT NULL AND id < "
+            "(SELECT max(id) FROM analytics_change_log m WHERE m.table_name = l.table_name)"
+        )
+    return settled
+
+
+def table_versions(conn: psycopg.Connection) -> dict[str, str]:
+    """Each tracked table's data version: the id of its newest change ('0' if none yet)."""
+    rows = conn.execute(
+        "SELECT table_name, max(id) FROM analytics_change_log GROUP BY table_name"
+    ).fetchall()
+    found = {name: str(version) for name, version in rows}
+    return {table: found.get(table, "0") for table in TRACKED_TABLES}

@@ -1,0 +1,1 @@
+"""Observable source assets: one per site table, versioned by the change tracking."""

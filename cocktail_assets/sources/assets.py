@@ -1,0 +1,48 @@
+"""One observable source asset per site table that feeds the analytics.
+
+Each observation reports the table's data version: the id of its newest change in
+``analytics_change_log``. When a table changes, its version changes, and the Dagster UI marks
+exactly the assets downstream of it as stale.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from cocktail_assets.refresh.tracking import table_versions
+from cocktail_assets.resources.database import CocktailDatabase
+
+GROUP = "site_tables"
+
+SOURCE_TABLES: dict[str, str] = {
+    "recipes": "Recipe names and metadata.",
+    "ingredients": "The ingredient hierarchy (path, parent_id, allow_substitution).",
+    "recipe_ingredients": "Which ingredient, how much and in which unit, per recipe.",
+    "units": "Units and their conversion to ml.",
+    "ratings": "User ratings of recipes (1-5).",
+    "tags": "Tag names.",
+    "recipe_tags": "Which tags a recipe carries.",
+}
+
+
+def source_key(table: str) -> dg.AssetKey:
+    if table not in SOURCE_TABLES:
+        raise KeyError(f"{table} is not a tracked site table")
+    return dg.AssetKey(["site", table])
+
+
+def _observable(table: str, description: str) -> dg.SourceAsset:
+    @dg.observable_source_asset(
+        key=source_key(table),
+        group_name=GROUP,
+        description=f"Site table `{table}`. {description}",
+        kinds={"postgres"},
+    )
+    def observe(database: CocktailDatabase) -> dg.DataVersion:
+        with database.connect(autocommit=True) as conn:
+            return dg.DataVersion(table_versions(conn)[table])
+
+    return observe
+
+
+source_assets = [_observable(table, text) for table, text in SOURCE_TABLES.items()]

@@ -1,0 +1,1 @@
+"""The cocktail spaces: rollup, neighbour structures, the EM fit, UMAPs and similarity."""
