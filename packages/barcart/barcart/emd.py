@@ -195,12 +195,13 @@ def _transport_small(a, b, m, n, C, X, basic, u, v, sa, sb, rdone, cdone, visite
 
 
 @njit(cache=True, parallel=True)
-def _emd_pairs_kernel(indptr, cols, vals, cost, pi, pj, slot_ptr, dist, fsrc, ftgt, fmass, fcount):
+def _emd_pairs_kernel(
+    indptr, cols, vals, cost, pi, pj, slot_ptr, dist, fsrc, ftgt, fmass, fcount, nchunks
+):
     P = pi.shape[0]
     L = 1
     for r in range(indptr.shape[0] - 1):
         L = max(L, indptr[r + 1] - indptr[r])
-    nchunks = min(P, 16 * numba.get_num_threads())
     failed = np.zeros(max(nchunks, 1), dtype=np.int64)
     for c in prange(nchunks):
         start = c * P // nchunks
@@ -301,7 +302,8 @@ def emd_pairs(
     fcount = np.zeros(P, dtype=np.int64)
     if P:
         failed = _emd_pairs_kernel(
-            indptr, cols, vals, costc, pi, pj, slot_ptr, dist, fsrc, ftgt, fmass, fcount
+            indptr, cols, vals, costc, pi, pj, slot_ptr, dist, fsrc, ftgt, fmass, fcount,
+            min(P, 16 * numba.get_num_threads()),
         )
         if failed:
             raise RuntimeError(f"transport simplex hit the pivot limit on {failed} pairs")
