@@ -67,15 +67,17 @@ def cmd_db_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
+    settings = _settings()
     from cocktail_assets.refresh.run import run_refresh
 
-    return 0 if run_refresh(_settings(), args.select, out=print) else 1
+    return 0 if run_refresh(settings, args.select, out=print) else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    settings = _settings()
     from cocktail_assets.refresh.status import print_status
 
-    print_status(_settings(), out=print)
+    print_status(settings, out=print)
     return 0
 
 

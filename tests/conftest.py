@@ -21,6 +21,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from cocktail_assets.db.migrate import migrate
+from cocktail_assets.resources.database import as_url
 
 TEMPLATE_DB = "cocktail_assets_template"
 
@@ -28,7 +29,7 @@ TEMPLATE_DB = "cocktail_assets_template"
 def _with_db(url: str, dbname: str) -> str:
     params = conninfo_to_dict(url)
     params["dbname"] = dbname
-    return make_conninfo(**params)
+    return as_url(make_conninfo(**params))
 
 
 @pytest.fixture(scope="session")

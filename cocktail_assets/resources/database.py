@@ -32,6 +32,27 @@ def validate_conninfo(conninfo: str, setting: str = "DATABASE_URL") -> str:
     return conninfo
 
 
+def as_url(conninfo: str) -> str:
+    """The same connection as a ``postgresql://`` URL (what SQLAlchemy and dagster-postgres
+    accept); a Unix-socket host goes in the query string."""
+    from urllib.parse import quote, urlencode
+
+    params = conninfo_to_dict(conninfo)
+    user = quote(str(params.pop("user", "") or ""), safe="")
+    password = params.pop("password", None)
+    auth = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
+    host = str(params.pop("host", "") or "")
+    port = params.pop("port", None)
+    dbname = quote(str(params.pop("dbname", "") or ""), safe="")
+    netloc = "" if host.startswith("/") else host + (f":{port}" if port else "")
+    if host.startswith("/"):
+        params["host"] = host
+        if port:
+            params["port"] = port
+    query = f"?{urlencode(params)}" if params else ""
+    return f"postgresql://{auth}{netloc}/{dbname}{query}"
+
+
 @contextmanager
 def connect(conninfo: str, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     """Open a connection, turning 'cannot connect' into one line that names host and database."""
@@ -65,6 +86,7 @@ class CocktailDatabase(ConfigurableResource):
     user: str | None = None
     password: str | None = None
     embedded_dir: str | None = None  # the embedded server's folder, when nothing else is set
+    require_url: bool = False  # production: never fall back to the embedded server
 
     _resolved: str | None = PrivateAttr(default=None)
 
@@ -78,6 +100,8 @@ class CocktailDatabase(ConfigurableResource):
                     host=self.host, port=self.port, dbname=self.dbname,
                     user=self.user, password=self.password,
                 )
+            elif self.require_url:
+                raise ConfigError("DATABASE_URL is not set (COCKTAIL_ENV=production)")
             else:
                 from pathlib import Path
 
