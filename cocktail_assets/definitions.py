@@ -8,8 +8,11 @@ from cocktail_assets.analytics import assets as analytics
 from cocktail_assets.catalog import assets as catalog
 from cocktail_assets.environments import build_resources, read_settings
 from cocktail_assets.refresh.jobs import analytics_refresh
+from cocktail_assets.refresh.sensors import refresh_sensors
 from cocktail_assets.sources.assets import source_assets
 from cocktail_assets.spaces import assets as spaces
+
+settings = read_settings()
 
 defs = dg.Definitions(
     assets=[
@@ -17,5 +20,6 @@ defs = dg.Definitions(
         *dg.load_assets_from_modules([catalog, analytics, spaces]),
     ],
     jobs=[analytics_refresh],
-    resources=build_resources(read_settings()),
+    sensors=refresh_sensors(settings),
+    resources=build_resources(settings),
 )

@@ -27,6 +27,7 @@ class PendingTable:
     changes: int
     first_changed_at: datetime
     last_changed_at: datetime
+    last_id: int = 0  # the newest pending change's id: the change point a refresh is keyed on
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,20 @@ class PendingChanges:
     def last_changed_at(self) -> datetime | None:
         return max((t.last_changed_at for t in self.tables), default=None)
 
+    @property
+    def last_id(self) -> int:
+        return max((t.last_id for t in self.tables), default=0)
+
 
 _PENDING = """
 SELECT now() AT TIME ZONE 'utc', pg_current_snapshot()::text,
        coalesce(json_agg(json_build_object(
-           'table', table_name, 'changes', n, 'first', first_at, 'last', last_at)
+           'table', table_name, 'changes', n, 'first', first_at, 'last', last_at,
+           'last_id', last_id)
            ORDER BY table_name) FILTER (WHERE table_name IS NOT NULL), '[]')
 FROM (
-    SELECT table_name, count(*) AS n, min(changed_at) AS first_at, max(changed_at) AS last_at
+    SELECT table_name, count(*) AS n, min(changed_at) AS first_at, max(changed_at) AS last_at,
+           max(id) AS last_id
     FROM analytics_change_log WHERE settled_at IS NULL GROUP BY table_name
 ) pending
 """
@@ -75,6 +82,7 @@ def pending_changes(conn: psycopg.Connection) -> PendingChanges:
                 table=t["table"], changes=t["changes"],
                 first_changed_at=datetime.fromisoformat(t["first"]),
                 last_changed_at=datetime.fromisoformat(t["last"]),
+                last_id=int(t["last_id"]),
             )
             for t in tables
         ),
