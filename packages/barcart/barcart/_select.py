@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from numba import njit, prange
 
 RANK_QUANTUM = 1e-10
+FLOW_QUANTUM = 1e-12
 
 
 def rank_key(d: np.ndarray) -> np.ndarray:
@@ -161,8 +162,10 @@ def row_topk(indptr, keys, k):
 def top_flows(ptr, src, tgt, mass, top, min_fraction, different_only):
     """Per plan its ``top`` largest flows with mass >= min_fraction * (its largest flow).
 
-    Ties in mass keep the stored (source, target) order. With ``different_only`` flows with
-    source == target are ignored (for similarity). Returns (P, top) src, tgt (-1 padded), mass.
+    Masses are compared after rounding to FLOW_QUANTUM (so solver round-off cannot reorder
+    flows that are equal in exact arithmetic); ties keep the stored (source, target) order.
+    With ``different_only`` flows with source == target are ignored (for similarity).
+    Returns (P, top) src, tgt (-1 padded) and mass.
     """
     P = ptr.shape[0] - 1
     osrc = np.full((P, top), -1, dtype=np.int32)
@@ -171,20 +174,21 @@ def top_flows(ptr, src, tgt, mass, top, min_fraction, different_only):
     for q in prange(P):
         s = ptr[q]
         e = ptr[q + 1]
-        mx = 0.0
+        qmax = 0.0
         for f in range(s, e):
-            if (not different_only or src[f] != tgt[f]) and mass[f] > mx:
-                mx = mass[f]
-        thr = min_fraction * mx
+            if (not different_only or src[f] != tgt[f]) and mass[f] > 0.0:
+                qmax = max(qmax, np.rint(mass[f] / FLOW_QUANTUM))
+        thr = np.rint(min_fraction * qmax)
         taken = np.zeros(e - s, dtype=np.bool_)
         for t in range(top):
             best = -1
-            bm = -1.0
+            bq = 0.0
             for f in range(s, e):
                 if taken[f - s] or (different_only and src[f] == tgt[f]):
                     continue
-                if mass[f] >= thr and mass[f] > 0.0 and mass[f] > bm:
-                    bm = mass[f]
+                qm = np.rint(mass[f] / FLOW_QUANTUM)
+                if qm > 0.0 and qm >= thr and qm > bq:
+                    bq = qm
                     best = f
             if best < 0:
                 break

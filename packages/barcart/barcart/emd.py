@@ -18,22 +18,27 @@ from numba import njit, prange
 # Reduced costs above -REDUCED_COST_RTOL * max|C| count as optimal. Dual values are exact up to
 # ~(m + n) * eps * max|C| (< 1e-14 relative here), so this never stops early by more than that.
 REDUCED_COST_RTOL = 1e-11
+# Non-basic cells with reduced cost <= TIGHT_RTOL * max|C| are treated as tight (optimal face).
+TIGHT_RTOL = 1e-10
 _DANTZIG_PIVOTS_PER_NODE = 10
 _MAX_PIVOTS = 1_000_000
 
 
 @njit(cache=True, nogil=True)
-def _transport_small(a, b, m, n, C, X, basic, u, v, sa, sb, rdone, cdone, visited, par, queue):
-    """Solve min <C, X> s.t. X 1 = a[:m], X^T 1 = b[:n], X >= 0 in place; return (cost, ok).
+def tie_break(a, b):
+    """Secondary cost between cost rows a and b: 0 on the diagonal, else a fixed value in
+    [1, 2) from a hash of the unordered pair. Generic, so the optimal plan minimising it over
+    all optimal plans is unique (and transposes with the pair)."""
+    if a == b:
+        return 0.0
+    lo = min(a, b)
+    hi = max(a, b)
+    h = ((lo * 73856093) ^ (hi * 19349663)) % 1000003
+    return 1.0 + h / 1000003.0
 
-    Work arrays are at least (L, L) / (2L,) with L >= max(m, n); only [:m, :n] is touched.
-    """
-    scale = 0.0
-    for i in range(m):
-        for j in range(n):
-            if C[i, j] > scale:
-                scale = C[i, j]
-    tol = REDUCED_COST_RTOL * scale
+
+@njit(cache=True, nogil=True)
+def _least_cost_start(a, b, m, n, C, X, basic, sa, sb, rdone, cdone):
     for i in range(m):
         sa[i] = a[i]
         rdone[i] = False
@@ -73,6 +78,11 @@ def _transport_small(a, b, m, n, C, X, basic, u, v, sa, sb, rdone, cdone, visite
             cdone[bj] = True
             cols_left -= 1
 
+
+
+@njit(cache=True, nogil=True)
+def _pivot(m, n, C, tol, X, basic, u, v, visited, par, queue):
+    """Transportation simplex from the current basis; on return u, v are its duals."""
     pivots = 0
     bland_after = _DANTZIG_PIVOTS_PER_NODE * (m + n)
     ok = True
@@ -186,6 +196,42 @@ def _transport_small(a, b, m, n, C, X, basic, u, v, sa, sb, rdone, cdone, visite
         basic[ei, ej] = True
         basic[li, lj] = False
         X[li, lj] = 0.0
+    return ok
+
+
+@njit(cache=True, nogil=True)
+def _transport_small(
+    a, b, m, n, C, C2, rid, cid, X, basic, u, v, sa, sb, rdone, cdone, visited, par, queue
+):
+    """Solve min <C, X> s.t. X 1 = a[:m], X^T 1 = b[:n], X >= 0 in place; return (cost, ok).
+
+    Among all optimal plans the one minimising :func:`tie_break` (by cost rows ``rid``,
+    ``cid``) is returned, so the plan does not depend on pivoting order: phase 2 re-optimises
+    the secondary cost over the cells that are tight (reduced cost ~ 0) for phase 1's optimal
+    duals, which is exactly the set of optimal plans (complementary slackness).
+    Work arrays are at least (L, L) / (2L,) with L >= max(m, n); only [:m, :n] is touched.
+    """
+    scale = 0.0
+    for i in range(m):
+        for j in range(n):
+            if C[i, j] > scale:
+                scale = C[i, j]
+    _least_cost_start(a, b, m, n, C, X, basic, sa, sb, rdone, cdone)
+    ok = _pivot(m, n, C, REDUCED_COST_RTOL * scale, X, basic, u, v, visited, par, queue)
+    tight_tol = TIGHT_RTOL * scale
+    big = 4.0 * (m + n)
+    ties = False
+    for i in range(m):
+        for j in range(n):
+            if basic[i, j]:
+                C2[i, j] = tie_break(rid[i], cid[j])
+            elif C[i, j] - u[i] - v[j] <= tight_tol:
+                C2[i, j] = tie_break(rid[i], cid[j])
+                ties = True
+            else:
+                C2[i, j] = big
+    if ties:
+        ok = _pivot(m, n, C2, 1e-9, X, basic, u, v, visited, par, queue) and ok
     total = 0.0
     for i in range(m):
         for j in range(n):
@@ -207,6 +253,7 @@ def _emd_pairs_kernel(
         start = c * P // nchunks
         stop = (c + 1) * P // nchunks
         C = np.empty((L, L))
+        C2 = np.empty((L, L))
         X = np.empty((L, L))
         basic = np.empty((L, L), dtype=np.bool_)
         u = np.empty(L)
@@ -227,7 +274,8 @@ def _emd_pairs_kernel(
                 for y in range(n):
                     C[x, y] = cost[cols[i0 + x], cols[j0 + y]]
             d, ok = _transport_small(
-                vals[i0 : i0 + m], vals[j0 : j0 + n], m, n, C, X, basic,
+                vals[i0 : i0 + m], vals[j0 : j0 + n], m, n, C, C2,
+                cols[i0 : i0 + m], cols[j0 : j0 + n], X, basic,
                 u, v, sa, sb, rdone, cdone, visited, par, queue,
             )
             if not ok:
@@ -313,10 +361,17 @@ def emd_pairs(
     return dist, ptr, fsrc[:total].copy(), ftgt[:total].copy(), fmass[:total].copy()
 
 
-def emd_dense(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> tuple[float, np.ndarray]:
+def emd_dense(
+    a: np.ndarray,
+    b: np.ndarray,
+    cost: np.ndarray,
+    row_ids: np.ndarray | None = None,
+    col_ids: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
     """Exact EMD between two dense histograms (zeros allowed) and an optimal (m, n) plan.
 
-    A convenience wrapper over the same compiled solver, for tests and small problems.
+    A wrapper over the same compiled solver, for tests and small problems. ``row_ids`` /
+    ``col_ids`` (default: positions) name the ingredients for the plan tie-break.
     """
     a = np.ascontiguousarray(a, dtype=np.float64)
     b = np.ascontiguousarray(b, dtype=np.float64)
@@ -324,6 +379,8 @@ def emd_dense(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> tuple[float, np
     m, n = a.shape[0], b.shape[0]
     if C.shape != (m, n):
         raise ValueError(f"cost has shape {C.shape}, expected {(m, n)}")
+    row_ids = np.arange(m) if row_ids is None else row_ids
+    col_ids = np.arange(n) if col_ids is None else col_ids
     L = max(m, n, 1)
     X = np.zeros((L, L))
     basic = np.zeros((L, L), dtype=np.bool_)
@@ -331,7 +388,8 @@ def emd_dense(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> tuple[float, np
     Cw[:m, :n] = C
     work = [np.empty(L) for _ in range(4)]
     d, ok = _transport_small(
-        a, b, m, n, Cw, X, basic, work[0], work[1], work[2], work[3],
+        a, b, m, n, Cw, np.zeros((L, L)), np.asarray(row_ids, dtype=np.int64),
+        np.asarray(col_ids, dtype=np.int64), X, basic, work[0], work[1], work[2], work[3],
         np.empty(L, dtype=np.bool_), np.empty(L, dtype=np.bool_),
         np.empty(2 * L, dtype=np.bool_), np.empty(2 * L, dtype=np.int64),
         np.empty(2 * L, dtype=np.int64),

@@ -13,7 +13,7 @@ import numpy as np
 import ot
 from scipy.spatial.distance import cdist
 
-from barcart._select import rank_key
+from barcart._select import FLOW_QUANTUM, rank_key
 from barcart.em import EMParams, EMResult, Progress, TransportPlans, check_em_inputs
 from barcart.volumes import RecipeMatrix
 
@@ -41,9 +41,28 @@ def _known_topk(known: dict[int, dict[int, float]], i: int, k: int) -> list[tupl
     return items[:k]
 
 
-def reference_emd(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> tuple[float, np.ndarray]:
-    """POT's exact network simplex on one pair: (distance, plan)."""
-    plan = ot.emd(a, b, cost)
+def tie_break_matrix(row_ids: np.ndarray, col_ids: np.ndarray) -> np.ndarray:
+    """The secondary cost of :func:`barcart.emd.tie_break` for all (row, col) id pairs."""
+    a = np.asarray(row_ids, dtype=np.int64)[:, None]
+    b = np.asarray(col_ids, dtype=np.int64)[None, :]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    h = ((lo * 73856093) ^ (hi * 19349663)) % 1000003
+    return np.where(a == b, 0.0, 1.0 + h / 1000003.0)
+
+
+def reference_emd(
+    a: np.ndarray, b: np.ndarray, cost: np.ndarray, row_ids: np.ndarray, col_ids: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """POT's exact network simplex on one pair: (distance, plan).
+
+    Same plan rule as the fast path: among the optimal plans (cells tight for POT's optimal
+    duals) the one minimising the tie-break cost, found by a second ``ot.emd``.
+    """
+    plan, log = ot.emd(a, b, cost, log=True)
+    reduced = cost - log["u"][:, None] - log["v"][None, :]
+    tight = (reduced <= 1e-10 * cost.max(initial=0.0)) | (plan > 0)
+    secondary = np.where(tight, tie_break_matrix(row_ids, col_ids), 1e3)
+    plan = ot.emd(a, b, secondary)
     return float(np.sum(plan * cost)), plan
 
 
@@ -95,7 +114,9 @@ def fit_em_reference(
         for i, j in pairs:
             si, sj = supports[i], supports[j]
             sub = cur[np.ix_(col_to_cost[si], col_to_cost[sj])]
-            d, plan = reference_emd(dense[i, si], dense[j, sj], sub)
+            d, plan = reference_emd(
+                dense[i, si], dense[j, sj], sub, col_to_cost[si], col_to_cost[sj]
+            )
             dists.append(d)
             a_idx, b_idx = np.nonzero(plan > 0)
             flows.append(
@@ -122,9 +143,16 @@ def fit_em_reference(
             w /= w.sum()
             for (s, _), ws in zip(nearest, w, strict=True):
                 plan_flows = flows[pair_index[(min(r, s), max(r, s))]]
-                biggest = max(mass for _, _, mass in plan_flows)
-                kept = [fl for fl in plan_flows if fl[2] >= params.min_flow_fraction * biggest]
-                kept.sort(key=lambda fl: (-fl[2], fl[0], fl[1]))
+                # masses compared after rounding (FLOW_QUANTUM), like the fast path
+                qmass = [float(np.rint(fl[2] / FLOW_QUANTUM)) for fl in plan_flows]
+                threshold = np.rint(params.min_flow_fraction * max(qmass))
+                kept = [
+                    (qm, fl)
+                    for qm, fl in zip(qmass, plan_flows, strict=True)
+                    if qm > 0 and qm >= threshold
+                ]
+                kept.sort(key=lambda x: (-x[0], x[1][0], x[1][1]))
+                kept = [fl for _, fl in kept]
                 for a, b, mass in kept[: params.top_flows]:
                     t[a, b] += ws * mass
         t = (t + t.T) / 2
