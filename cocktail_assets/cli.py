@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 from cocktail_assets.errors import CocktailAssetsError
@@ -148,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Library notices (Dagster's beta/preview markers, pgserver's runtime dir) are not for the
+    # person at the terminal.
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:

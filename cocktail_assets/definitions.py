@@ -7,7 +7,7 @@ import dagster as dg
 from cocktail_assets.analytics import assets as analytics
 from cocktail_assets.catalog import assets as catalog
 from cocktail_assets.environments import build_resources, read_settings
-from cocktail_assets.refresh.jobs import analytics_refresh
+from cocktail_assets.refresh.jobs import LOGGERS, analytics_refresh
 from cocktail_assets.refresh.sensors import refresh_sensors
 from cocktail_assets.sources.assets import source_assets
 from cocktail_assets.spaces import assets as spaces
@@ -20,6 +20,7 @@ defs = dg.Definitions(
         *dg.load_assets_from_modules([catalog, analytics, spaces]),
     ],
     jobs=[analytics_refresh],
+    loggers=LOGGERS,
     sensors=refresh_sensors(settings),
     resources=build_resources(settings),
 )

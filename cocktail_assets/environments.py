@@ -187,7 +187,9 @@ def prepare_dagster_home(settings: Settings) -> dict[str, str]:
     elif settings.embedded:
         from cocktail_assets.resources.embedded import ensure_embedded
 
-        env["DAGSTER_PG_URL"] = ensure_embedded(settings.local_dir).dagster_url
+        from cocktail_assets.resources.database import dagster_storage_url
+
+        env["DAGSTER_PG_URL"] = dagster_storage_url(ensure_embedded(settings.local_dir).dagster_url)
     else:
         raise ConfigError("DAGSTER_PG_URL must name the Dagster instance's PostgreSQL database")
     return env

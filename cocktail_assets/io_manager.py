@@ -7,7 +7,6 @@ Batch receive their inputs and hand back their outputs, and why the format is pl
 worker with another Python or library version can still read them.
 """
 
-from __future__ import annotations
 
 import dataclasses
 import importlib

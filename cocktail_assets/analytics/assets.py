@@ -1,6 +1,5 @@
 """The published analytics artifacts that need no optimal transport."""
 
-from __future__ import annotations
 
 import time
 

@@ -1,6 +1,5 @@
 """Catalog assets: the ingredient tree and the recipes' volume fractions."""
 
-from __future__ import annotations
 
 import time
 

@@ -2,41 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime
 
 import dagster as dg
 
 from cocktail_assets.environments import Settings, prepare_dagster_home
 from cocktail_assets.errors import ConfigError
 from cocktail_assets.refresh.jobs import REFRESH_TAG, refresh_job_def
-
-
-class _ProgressHandler(logging.Handler):
-    """Prints one short line per step event and per progress message of the run."""
-
-    def __init__(self, out: Callable[[str], None]) -> None:
-        super().__init__(logging.INFO)
-        self.out = out
-
-    def emit(self, record: logging.LogRecord) -> None:
-        meta = getattr(record, "dagster_meta", None)
-        if meta is None:
-            return
-        event = meta.get("dagster_event")
-        step = meta.get("step_key") or ""
-        stamp = datetime.now().strftime("%H:%M:%S")
-        if event is not None:
-            kind = event.event_type_value
-            if kind in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "ASSET_MATERIALIZATION"):
-                text = kind.lower().replace("_", " ")
-                if kind == "STEP_FAILURE":
-                    text += ": " + (meta.get("orig_message") or "")
-                self.out(f"[{stamp}] {step}: {text}")
-        elif record.levelno >= logging.INFO and step:
-            self.out(f"[{stamp}] {step}: {meta.get('orig_message', record.getMessage())}")
 
 
 def parse_selection(select: Sequence[str] | None) -> list[dg.AssetKey] | None:
@@ -55,13 +28,16 @@ def parse_selection(select: Sequence[str] | None) -> list[dg.AssetKey] | None:
     return keys
 
 
-def summarize(result: dg.ExecuteJobResult) -> list[tuple[str, str, str, str]]:
+def summarize(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str, str, str]]:
     """(asset, rows, uri, seconds) per materialization of the run."""
-    starts: dict[str, float] = {}
+    starts: dict[str | None, float] = {}
     rows: list[tuple[str, str, str, str]] = []
-    for event in result.all_events:
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
         if event.event_type_value == "STEP_START":
-            starts[event.step_key] = event.timestamp
+            starts[event.step_key] = record.timestamp
         elif event.event_type_value == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
             meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
@@ -69,7 +45,7 @@ def summarize(result: dg.ExecuteJobResult) -> list[tuple[str, str, str, str]]:
             uri = meta.get("uri") or meta.get("work_uri") or meta.get("table") or ""
             seconds = meta.get("duration_s")
             if seconds is None and event.step_key in starts:
-                seconds = round(event.timestamp - starts[event.step_key], 2)
+                seconds = round(record.timestamp - starts[event.step_key], 2)
             rows.append((mat.asset_key.to_user_string(), str(count), str(uri), str(seconds)))
     return rows
 
@@ -87,34 +63,28 @@ def run_refresh(
     """Run the refresh job once (all assets, or ``select``); True when it succeeded."""
     os.environ.update(prepare_dagster_home(settings))
     keys = parse_selection(select)
-    handler = _ProgressHandler(out)
-    dagster_logger = logging.getLogger("dagster")
-    dagster_logger.addHandler(handler)
-    try:
-        with dg.DagsterInstance.get() as instance:
-            out(f"refreshing {'all analytics' if keys is None else ', '.join(select or [])}")
-            result = dg.execute_job(
-                dg.reconstructable(refresh_job_def),
-                instance=instance,
-                asset_selection=keys,
-                tags={REFRESH_TAG: "true", "cocktail-assets/trigger": "cli"},
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-            )
-            table = summarize(result)
-            out(format_table(table, ("asset", "rows", "uri", "seconds")))
-            if result.success:
-                from cocktail_assets.refresh.settle import settle_run
+    with dg.DagsterInstance.get() as instance:
+        out(f"refreshing {'all analytics' if keys is None else ', '.join(select or [])}")
+        result = dg.execute_job(
+            dg.reconstructable(refresh_job_def),
+            instance=instance,
+            asset_selection=keys,
+            tags={REFRESH_TAG: "true", "cocktail-assets/trigger": "cli"},
+            raise_on_error=False,
+            run_config={"loggers": {"progress": {}}},
+        )
+        table = summarize(instance, result.run_id)
+        out(format_table(table, ("asset", "rows", "uri", "seconds")))
+        if result.success:
+            from cocktail_assets.refresh.settle import settle_run
 
-                settle_run(instance, result.run_id, settings)
-                out(f"refresh succeeded (run {result.run_id})")
-            else:
-                for event in result.all_events:
-                    if event.event_type_value == "STEP_FAILURE":
-                        error = event.event_specific_data.error
-                        message = error.message.strip().splitlines()[-1] if error else ""
-                        out(f"step {event.step_key} failed: {message}")
-                out(f"refresh failed (run {result.run_id})")
-            return result.success
-    finally:
-        dagster_logger.removeHandler(handler)
+            settle_run(instance, result.run_id, settings)
+            out(f"refresh succeeded (run {result.run_id})")
+        else:
+            for event in result.all_events:
+                if event.event_type_value == "STEP_FAILURE":
+                    error = event.event_specific_data.error
+                    message = error.message.strip().splitlines()[-1] if error else ""
+                    out(f"step {event.step_key} failed: {message}")
+            out(f"refresh failed (run {result.run_id})")
+        return result.success

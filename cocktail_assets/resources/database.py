@@ -53,6 +53,12 @@ def as_url(conninfo: str) -> str:
     return f"postgresql://{auth}{netloc}/{dbname}{query}"
 
 
+def dagster_storage_url(conninfo: str) -> str:
+    """A URL for dagster-postgres: it issues psycopg2-style SQL, while SQLAlchemy 2.1 maps a
+    bare ``postgresql://`` to psycopg 3, so the driver is named explicitly."""
+    return "postgresql+psycopg2://" + as_url(conninfo).removeprefix("postgresql://")
+
+
 @contextmanager
 def connect(conninfo: str, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     """Open a connection, turning 'cannot connect' into one line that names host and database."""

@@ -5,7 +5,6 @@ Each observation reports the table's data version: the id of its newest change i
 exactly the assets downstream of it as stale.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -5,7 +5,6 @@ in production it runs them on AWS Batch, in the embedded default it is a none-re
 run in-process. They read and write only the analytics store, never the database.
 """
 
-from __future__ import annotations
 
 import json
 import time

@@ -8,6 +8,8 @@ import dagster as dg
 import pytest
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
+from cocktail_assets.resources.database import dagster_storage_url
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -15,7 +17,7 @@ def test_dagster_yaml_is_a_postgres_instance_with_the_refresh_limit(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(ROOT))
-    monkeypatch.setenv("DAGSTER_PG_URL", db_url)
+    monkeypatch.setenv("DAGSTER_PG_URL", dagster_storage_url(db_url))
     monkeypatch.setenv("COCKTAIL_DAGSTER_STORAGE", str(tmp_path / "storage"))
     monkeypatch.setenv("COCKTAIL_DAGSTER_COMPUTE_LOGS", str(tmp_path / "logs"))
     with dg.DagsterInstance.get() as instance:
@@ -30,3 +32,7 @@ def test_dagster_yaml_is_a_postgres_instance_with_the_refresh_limit(
             dg.GraphDefinition("noop", node_defs=[]).to_job(), run_id=None
         )
         assert instance.get_run_by_id(run.run_id) is not None
+        instance.report_engine_event("stored in postgres", run)  # the NOTIFY path of events
+        assert any(
+            "stored in postgres" in (e.message or "") for e in instance.all_logs(run.run_id)
+        )
