@@ -185,9 +185,8 @@ def prepare_dagster_home(settings: Settings) -> dict[str, str]:
     if os.environ.get("DAGSTER_PG_URL"):
         env["DAGSTER_PG_URL"] = os.environ["DAGSTER_PG_URL"]
     elif settings.embedded:
-        from cocktail_assets.resources.embedded import ensure_embedded
-
         from cocktail_assets.resources.database import dagster_storage_url
+        from cocktail_assets.resources.embedded import ensure_embedded
 
         env["DAGSTER_PG_URL"] = dagster_storage_url(ensure_embedded(settings.local_dir).dagster_url)
     else:
