@@ -413,40 +413,37 @@ def synthesize(
         unit_id = np.array([unit_ids[u.name] for u in UNITS])
 
         say(f"synth: loading ingredients 1-{n} of {n}")
-        ids = np.array(reserve_ids(conn, "ingredients", n))
+        ids = reserve_ids(conn, "ingredients", n)
         paths: list[str] = []
-        lines = []
-        for i, name in enumerate(data.names):
-            p = int(data.parent[i])
-            paths.append(f"{paths[p] if p >= 0 else '/'}{ids[i]}/")
-            abv = data.percent_abv[i]
-            lines.append(
-                f"{ids[i]}\t{name}\t{ids[p] if p >= 0 else chr(92) + 'N'}\t{paths[i]}\t"
-                f"{'t' if data.allow_substitution[i] else 'f'}\t"
-                f"{chr(92) + 'N' if np.isnan(abv) else format(float(abv), 'g')}\n"
-            )
-        _copy_text(
-            conn,
-            "COPY ingredients (id, name, parent_id, path, allow_substitution, "
-            "percent_abv) FROM STDIN",
-            "".join(lines),
-        )
+        with conn.cursor().copy(
+            "COPY ingredients (id, name, parent_id, path, allow_substitution, percent_abv)"
+            " FROM STDIN"
+        ) as copy:
+            for i, name in enumerate(data.names):  # parents first: a parent's path is known
+                p = int(data.parent[i])
+                paths.append(f"{paths[p] if p >= 0 else '/'}{ids[i]}/")
+                abv = float(data.percent_abv[i])
+                copy.write_row(
+                    (
+                        ids[i],
+                        name,
+                        ids[p] if p >= 0 else None,
+                        paths[i],
+                        bool(data.allow_substitution[i]),
+                        None if np.isnan(abv) else abv,
+                    )
+                )
 
         say(f"synth: loading recipes 1-{n_recipes} of {n_recipes}")
         recipe_ids = np.array(reserve_ids(conn, "recipes", n_recipes), dtype=np.int64)
-        _copy_text(
-            conn,
-            "COPY recipes (id, name) FROM STDIN",
-            "".join(
-                f"{i}\t{name}\n"
-                for i, name in zip(recipe_ids.tolist(), data.recipe_names, strict=True)
-            ),
-        )
+        with conn.cursor().copy("COPY recipes (id, name) FROM STDIN") as copy:
+            for row in zip(recipe_ids.tolist(), data.recipe_names, strict=True):
+                copy.write_row(row)
 
         say(f"synth: loading recipe_ingredients 1-{n_rows} of {n_rows}")
         columns = (
-            map(str, recipe_ids[data.row_recipe].tolist()) if n_recipes else iter(()),
-            map(str, ids[data.row_ingredient].tolist()),
+            map(str, recipe_ids[data.row_recipe].tolist()),
+            map(str, np.array(ids, dtype=np.int64)[data.row_ingredient].tolist()),
             map(str, unit_id[data.row_unit].tolist()),
             _format_amounts(data.row_amount),
         )
