@@ -393,9 +393,12 @@ def seed_sample(conn: psycopg.Connection, *, data_dir: Path = SAMPLE_DIR) -> dic
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
         before = table_counts(conn)
         if any(before.values()):
-            names = [r.name.lower() for r in sample.recipes]
+            names = [r.name for r in sample.recipes]
+            # both sides through PostgreSQL's lower(), which may differ from Python's ('É')
             present = conn.execute(
-                "SELECT count(*) FROM recipes WHERE lower(name) = ANY(%s)", (names,)
+                "SELECT count(*) FROM recipes"
+                " WHERE lower(name) IN (SELECT lower(n) FROM unnest(%s::text[]) AS n)",
+                (names,),
             ).fetchone()[0]
             if present == len(names):
                 return dict.fromkeys(COUNT_KEYS, 0)
