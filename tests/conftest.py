@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,7 @@ def _with_db(url: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     """A connection string with CREATE DATABASE rights on a real PostgreSQL server."""
     configured = os.environ.get("DATABASE_URL")
     if configured:
@@ -41,7 +42,9 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import pgserver
 
-    pgdata = Path(tmp_path_factory.mktemp("pgdata"))
+    # Not under pytest's tmp_path: pytest keeps that 0700 and root-run pgserver starts postgres
+    # as another user, which must be able to reach its data folder.
+    pgdata = Path(tempfile.mkdtemp(prefix="cocktail-assets-pg-"))
     server = pgserver.get_server(pgdata, cleanup_mode="delete")
     yield server.get_uri("postgres")
     server.cleanup()

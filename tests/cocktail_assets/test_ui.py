@@ -1,0 +1,151 @@
+"""The Dagster UI for real: webserver and daemon started on this project's workspace.
+
+Lineage is browsed and an asset materialized through the webserver's GraphQL API, exactly the
+calls the UI makes, with the run going through the daemon's queue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cocktail_assets.db.seed import seed_sample
+from cocktail_assets.resources.database import dagster_storage_url
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        payload = json.loads(response.read())
+    assert "errors" not in payload, payload
+    return payload["data"]
+
+
+@pytest.fixture
+def dagster_ui(db_url: str, database_factory, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    with psycopg.connect(db_url) as conn:
+        seed_sample(conn)
+    store = tmp_path / "artifacts"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(ROOT),
+        "DAGSTER_PG_URL": dagster_storage_url(database_factory(migrated=False)),
+        "COCKTAIL_DAGSTER_STORAGE": str(tmp_path / "dagster"),
+        "COCKTAIL_DAGSTER_COMPUTE_LOGS": str(tmp_path / "logs"),
+        "DATABASE_URL": db_url,
+        "COCKTAIL_ENV": "local",
+        "COCKTAIL_LOCAL_DIR": str(tmp_path),
+        "ANALYTICS_SENSOR_INTERVAL_SECONDS": "3600",
+    }
+    env.pop("ANALYTICS_BUCKET", None)
+    port = _port()
+    url = f"http://127.0.0.1:{port}"
+    workspace = str(ROOT / "workspace.yaml")
+    logs = [open(tmp_path / name, "w") for name in ("webserver.log", "daemon.log")]  # noqa: SIM115
+    procs = [
+        subprocess.Popen([str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1",
+                          "-p", str(port)], env=env, cwd=ROOT, stdout=logs[0],
+                         stderr=subprocess.STDOUT),
+        subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", workspace], env=env,
+                         cwd=ROOT, stdout=logs[1], stderr=subprocess.STDOUT),
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/server_info", timeout=5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or procs[0].poll() is not None:
+                    raise AssertionError(
+                        "webserver did not start:\n" + (tmp_path / "webserver.log").read_text()
+                    ) from None
+                time.sleep(1)
+        yield url, store
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for log in logs:
+            log.close()
+
+
+LINEAGE = """
+{ assetNodes { assetKey { path } dependencyKeys { path } groupName isObservable } }
+"""
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+  }
+}
+"""
+STATUS = "query R($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+
+
+def test_lineage_is_browsable_and_an_asset_materializes_from_the_ui(
+    dagster_ui: tuple[str, Path],
+) -> None:
+    url, store = dagster_ui
+    nodes = {
+        "/".join(n["assetKey"]["path"]): n for n in _graphql(url, LINEAGE)["assetNodes"]
+    }
+    assert nodes["site/ratings"]["isObservable"]
+    deps = {k: {"/".join(d["path"]) for d in n["dependencyKeys"]} for k, n in nodes.items()}
+    assert "spaces/em_fit" in deps["spaces/cocktail_space_em"]
+    assert "site/recipe_ingredients" in deps["analytics/recipe_complexity"]
+    assert nodes["spaces/cocktail_space"]["groupName"] == "cocktail_spaces"
+
+    params = {
+        "selector": {
+            "repositoryLocationName": "cocktail_assets",
+            "repositoryName": "__repository__",
+            "pipelineName": "analytics_refresh",
+            "assetSelection": [{"path": ["analytics", "recipe_complexity"]}],
+        },
+        "mode": "default",
+        "executionMetadata": {"tags": []},
+    }
+    launched = _graphql(url, LAUNCH, {"params": params})["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.monotonic() + 240
+    status = None
+    while time.monotonic() < deadline:
+        status = _graphql(url, STATUS, {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    assert status == "SUCCESS"
+    document = json.loads((store / "analytics" / "v1" / "recipe-complexity.json").read_text())
+    assert document["metadata"]["analytics_type"] == "recipe-complexity"
+    assert sum(row["recipe_count"] for row in document["data"]) > 100
