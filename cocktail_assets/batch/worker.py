@@ -195,6 +195,11 @@ def run(uri: str, attempt: int, s3: Any) -> int:
         ref = pickle.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         log.info("running step %s of run %s, attempt %s", ref.step_key, ref.run_id, attempt)
         instance = external_instance_from_step_run_ref(ref, event_listener_fn=writer.add)
+        # The ephemeral instance starts empty; resources that look up or tag their run
+        # (``context.instance.get_run_by_id``) need it there; its snapshots stay on the host.
+        instance.add_run(
+            ref.dagster_run._replace(job_snapshot_id=None, execution_plan_snapshot_id=None)
+        )
         for event in run_step_from_ref(ref, instance):
             if event.is_step_failure:
                 failed = True
@@ -215,7 +220,8 @@ def run(uri: str, attempt: int, s3: Any) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    log.setLevel(logging.INFO)
     try:
         uri = _parse_args(sys.argv[1:] if argv is None else argv)
         attempt = int(os.environ.get(ATTEMPT_ENV) or "1")
