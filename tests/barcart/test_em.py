@@ -14,8 +14,12 @@ def _compare(fast, ref, n_recipes):
     assert rho >= 0.99
     a, _, _ = fast.knn(n_recipes, 10)
     b, _, _ = ref.knn(n_recipes, 10)
-    overlap = np.mean([len(set(x) & set(y) - {-1}) / max(1, len(set(y) - {-1})) for x, y in
-                       zip(a, b, strict=True)])
+    overlap = np.mean(
+        [
+            len(set(x) & set(y) - {-1}) / max(1, len(set(y) - {-1}))
+            for x, y in zip(a, b, strict=True)
+        ]
+    )
     assert overlap >= 0.95
     return rho, overlap
 
@@ -56,8 +60,14 @@ def test_result_shapes_and_invariants(em_case):
     matrix, ids, cost = em_case(120, n_ingredients=80, seed=4)
     calls = []
     timings: dict[str, float] = {}
-    res = fit_em(matrix, ids, cost, EMParams(k_candidates=8, max_iter=2),
-                 progress=lambda *a: calls.append(a), timings=timings)
+    res = fit_em(
+        matrix,
+        ids,
+        cost,
+        EMParams(k_candidates=8, max_iter=2),
+        progress=lambda *a: calls.append(a),
+        timings=timings,
+    )
     p = len(ids)
     assert res.cost.shape == (p, p)
     np.testing.assert_allclose(res.cost, res.cost.T)

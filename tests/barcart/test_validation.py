@@ -84,9 +84,18 @@ def test_cost_ids_must_cover_matrix(case):
 
 @pytest.mark.parametrize(
     "name, value",
-    [("k_candidates", 0), ("k_neighbors", 0), ("max_iter", 0), ("top_flows", 0),
-     ("k_candidates", 2.5), ("tol", -1.0), ("beta", np.nan), ("alpha", 0.0),
-     ("median_target", 0.0), ("min_flow_fraction", 1.5)],
+    [
+        ("k_candidates", 0),
+        ("k_neighbors", 0),
+        ("max_iter", 0),
+        ("top_flows", 0),
+        ("k_candidates", 2.5),
+        ("tol", -1.0),
+        ("beta", np.nan),
+        ("alpha", 0.0),
+        ("median_target", 0.0),
+        ("min_flow_fraction", 1.5),
+    ],
 )
 def test_params_named(name, value):
     with pytest.raises(ValueError, match=name):

@@ -103,9 +103,18 @@ def l1_topk(fractions: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     csc = f.tocsc()
     csc.sort_indices()
     _l1_topk_kernel(
-        f.indptr.astype(np.int64), f.indices.astype(np.int64), f.data.astype(np.float64),
-        csc.indptr.astype(np.int64), csc.indices.astype(np.int64), csc.data.astype(np.float64),
-        n, kk, out_idx, out_dist, RANK_QUANTUM, min(n, 8 * numba.get_num_threads()),
+        f.indptr.astype(np.int64),
+        f.indices.astype(np.int64),
+        f.data.astype(np.float64),
+        csc.indptr.astype(np.int64),
+        csc.indices.astype(np.int64),
+        csc.data.astype(np.float64),
+        n,
+        kk,
+        out_idx,
+        out_dist,
+        RANK_QUANTUM,
+        min(n, 8 * numba.get_num_threads()),
     )
     return out_idx, out_dist
 

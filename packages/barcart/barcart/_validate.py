@@ -13,8 +13,10 @@ def as_1d(name: str, values: object, dtype: type | np.dtype) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if np.issubdtype(np.dtype(dtype), np.integer) and arr.size and not np.issubdtype(
-        arr.dtype, np.integer
+    if (
+        np.issubdtype(np.dtype(dtype), np.integer)
+        and arr.size
+        and not np.issubdtype(arr.dtype, np.integer)
     ):
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
             raise ValueError(f"{name} must hold integers")

@@ -64,8 +64,10 @@ class EMParams:
         }
         for name, ok in checks.items():
             value = getattr(self, name)
-            if not isinstance(value, int | float | np.floating) or not np.isfinite(value) or not ok(
-                value
+            if (
+                not isinstance(value, int | float | np.floating)
+                or not np.isfinite(value)
+                or not ok(value)
             ):
                 raise ValueError(f"EMParams.{name} is out of range: {value!r}")
 
@@ -305,8 +307,17 @@ def fit_em(
 
     if n < 2:  # no pair, nothing to learn from: keep the starting cost
         empty = np.zeros(0, dtype=np.int32)
-        return EMResult(ids, cur.copy(), empty, empty, np.zeros(0), TransportPlans(
-            np.zeros(1, dtype=np.int64), empty, empty, np.zeros(0)), 0, True, ())
+        return EMResult(
+            ids,
+            cur.copy(),
+            empty,
+            empty,
+            np.zeros(0),
+            TransportPlans(np.zeros(1, dtype=np.int64), empty, empty, np.zeros(0)),
+            0,
+            True,
+            (),
+        )
     history: list[float] = []
     pi = pj = np.zeros(0, dtype=np.int64)
     dist = np.zeros(0)

@@ -79,7 +79,6 @@ def _least_cost_start(a, b, m, n, C, X, basic, sa, sb, rdone, cdone):
             cols_left -= 1
 
 
-
 @njit(cache=True, nogil=True)
 def _pivot(m, n, C, tol, X, basic, u, v, visited, par, queue):
     """Transportation simplex from the current basis; on return u, v are its duals."""
@@ -167,9 +166,7 @@ def _pivot(m, n, C, tol, X, basic, u, v, visited, par, queue):
                     cj = x - m
                 if sign < 0:
                     val = X[ci, cj]
-                    if val < theta or (
-                        bland and val == theta and ci * n + cj < li * n + lj
-                    ):
+                    if val < theta or (bland and val == theta and ci * n + cj < li * n + lj):
                         theta = val
                         li = ci
                         lj = cj
@@ -274,9 +271,25 @@ def _emd_pairs_kernel(
                 for y in range(n):
                     C[x, y] = cost[cols[i0 + x], cols[j0 + y]]
             d, ok = _transport_small(
-                vals[i0 : i0 + m], vals[j0 : j0 + n], m, n, C, C2,
-                cols[i0 : i0 + m], cols[j0 : j0 + n], X, basic,
-                u, v, sa, sb, rdone, cdone, visited, par, queue,
+                vals[i0 : i0 + m],
+                vals[j0 : j0 + n],
+                m,
+                n,
+                C,
+                C2,
+                cols[i0 : i0 + m],
+                cols[j0 : j0 + n],
+                X,
+                basic,
+                u,
+                v,
+                sa,
+                sb,
+                rdone,
+                cdone,
+                visited,
+                par,
+                queue,
             )
             if not ok:
                 failed[c] += 1
@@ -350,7 +363,18 @@ def emd_pairs(
     fcount = np.zeros(P, dtype=np.int64)
     if P:
         failed = _emd_pairs_kernel(
-            indptr, cols, vals, costc, pi, pj, slot_ptr, dist, fsrc, ftgt, fmass, fcount,
+            indptr,
+            cols,
+            vals,
+            costc,
+            pi,
+            pj,
+            slot_ptr,
+            dist,
+            fsrc,
+            ftgt,
+            fmass,
+            fcount,
             min(P, 16 * numba.get_num_threads()),
         )
         if failed:
@@ -388,10 +412,24 @@ def emd_dense(
     Cw[:m, :n] = C
     work = [np.empty(L) for _ in range(4)]
     d, ok = _transport_small(
-        a, b, m, n, Cw, np.zeros((L, L)), np.asarray(row_ids, dtype=np.int64),
-        np.asarray(col_ids, dtype=np.int64), X, basic, work[0], work[1], work[2], work[3],
-        np.empty(L, dtype=np.bool_), np.empty(L, dtype=np.bool_),
-        np.empty(2 * L, dtype=np.bool_), np.empty(2 * L, dtype=np.int64),
+        a,
+        b,
+        m,
+        n,
+        Cw,
+        np.zeros((L, L)),
+        np.asarray(row_ids, dtype=np.int64),
+        np.asarray(col_ids, dtype=np.int64),
+        X,
+        basic,
+        work[0],
+        work[1],
+        work[2],
+        work[3],
+        np.empty(L, dtype=np.bool_),
+        np.empty(L, dtype=np.bool_),
+        np.empty(2 * L, dtype=np.bool_),
+        np.empty(2 * L, dtype=np.int64),
         np.empty(2 * L, dtype=np.int64),
     )
     if not ok:

@@ -84,8 +84,17 @@ def fit_em_reference(
     supports = [np.flatnonzero(dense[i] > 0) for i in range(n)]
     if n < 2:
         empty = np.zeros(0, dtype=np.int32)
-        return EMResult(ids, cur.copy(), empty, empty, np.zeros(0), TransportPlans(
-            np.zeros(1, dtype=np.int64), empty, empty, np.zeros(0)), 0, True, ())
+        return EMResult(
+            ids,
+            cur.copy(),
+            empty,
+            empty,
+            np.zeros(0),
+            TransportPlans(np.zeros(1, dtype=np.int64), empty, empty, np.zeros(0)),
+            0,
+            True,
+            (),
+        )
     history: list[float] = []
     known: dict[int, dict[int, float]] = {}
     pairs: list[tuple[int, int]] = []
@@ -170,8 +179,10 @@ def fit_em_reference(
             med = np.median(new[~np.eye(m, dtype=bool)])
             if med > 0:
                 new = new * (params.median_target / med)
-        change = np.linalg.norm(new - cur) / np.linalg.norm(cur) if np.linalg.norm(cur) else (
-            0.0 if np.linalg.norm(new) == 0 else np.inf
+        change = (
+            np.linalg.norm(new - cur) / np.linalg.norm(cur)
+            if np.linalg.norm(cur)
+            else (0.0 if np.linalg.norm(new) == 0 else np.inf)
         )
         history.append(float(change))
         cur = new

@@ -20,9 +20,7 @@ def synthetic_tree(n_ingredients: int = 500, seed: int = 0) -> tuple[IngredientT
     if n_ingredients < 4:
         raise ValueError(f"n_ingredients must be >= 4, got {n_ingredients}")
     rng = np.random.default_rng(seed)
-    sizes = np.maximum(
-        1, np.round(np.array([0.02, 0.10, 0.30]) * n_ingredients).astype(int)
-    )
+    sizes = np.maximum(1, np.round(np.array([0.02, 0.10, 0.30]) * n_ingredients).astype(int))
     sizes = np.append(sizes, n_ingredients - sizes.sum())
     ids = np.arange(1, n_ingredients + 1, dtype=np.int64)
     parents = np.full(n_ingredients, ROOT, dtype=np.int64)
