@@ -1,0 +1,160 @@
+"""Materialize the analytics asset graph against a real database and a given store.
+
+``materialize_graph`` runs every asset of the graph (the observable site sources included, so
+their data versions are recorded) in process, with the resources bound as the embedded default
+binds them except for the database URL and the store: the test chooses those.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import psycopg
+import pytest
+
+from cocktail_assets.analytics import assets as analytics
+from cocktail_assets.catalog import assets as catalog
+from cocktail_assets.io_manager import ArtifactIOManager
+from cocktail_assets.resources.database import CocktailDatabase
+from cocktail_assets.resources.params import AnalyticsParams
+from cocktail_assets.resources.store import AnalyticsStore
+from cocktail_assets.sources.assets import source_assets
+from cocktail_assets.spaces import assets as spaces
+
+GRAPH_ASSETS: list[Any] = [
+    *source_assets,
+    *dg.load_assets_from_modules([catalog, analytics, spaces]),
+]
+EVERYTHING = dg.AssetSelection.all(include_sources=True)
+
+
+def graph_resources(
+    db_url: str, store: AnalyticsStore, params: AnalyticsParams | None = None
+) -> dict[str, Any]:
+    return {
+        "database": CocktailDatabase(url=db_url),
+        "store": store,
+        "params": params or AnalyticsParams(),
+        "io_manager": ArtifactIOManager(store=store),
+        "step_launcher": dg.ResourceDefinition.none_resource(),
+    }
+
+
+def materialize_graph(
+    db_url: str,
+    store: AnalyticsStore,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    params: AnalyticsParams | None = None,
+    selection: dg.AssetSelection = EVERYTHING,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """One in-process run of ``selection`` (by default: observe every source, materialize all)."""
+    resources = graph_resources(db_url, store, params)
+    if instance is not None:
+        return dg.materialize(
+            GRAPH_ASSETS, resources=resources, instance=instance, selection=selection,
+            raise_on_error=raise_on_error,
+        )
+    with dg.DagsterInstance.ephemeral() as ephemeral:
+        return dg.materialize(
+            GRAPH_ASSETS, resources=resources, instance=ephemeral, selection=selection,
+            raise_on_error=raise_on_error,
+        )
+
+
+class Published:
+    """Reads what the graph published, straight from the folder or bucket (not via the store
+    resource under test): ``<prefix>/v1/<name>``."""
+
+    def __init__(self, *, local_dir: Path | None = None, bucket: str | None = None,
+                 endpoint_url: str | None = None, prefix: str = "analytics") -> None:
+        self.local_dir, self.bucket, self.prefix = local_dir, bucket, prefix
+        if bucket:
+            import boto3
+
+            self._s3 = boto3.client("s3", endpoint_url=endpoint_url)
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/v1/{name}"
+
+    def uri(self, name: str) -> str:
+        if self.bucket:
+            return f"s3://{self.bucket}/{self.key(name)}"
+        assert self.local_dir is not None
+        return (self.local_dir / self.key(name)).as_uri()
+
+    def keys(self) -> set[str]:
+        """Every published key (intermediates under work/ excluded)."""
+        if self.bucket:
+            listed = self._s3.list_objects_v2(Bucket=self.bucket).get("Contents", [])
+            found = {o["Key"] for o in listed}
+        else:
+            assert self.local_dir is not None
+            found = {
+                p.relative_to(self.local_dir).as_posix()
+                for p in self.local_dir.rglob("*") if p.is_file()
+            }
+        return {k for k in found if not k.startswith(f"{self.prefix}/v1/work/")}
+
+    def raw(self, name: str) -> bytes:
+        if self.bucket:
+            return self._s3.get_object(Bucket=self.bucket, Key=self.key(name))["Body"].read()
+        assert self.local_dir is not None
+        return (self.local_dir / self.key(name)).read_bytes()
+
+    def document(self, analytics_type: str) -> dict[str, Any]:
+        return json.loads(self.raw(f"{analytics_type}.json").decode("utf-8"))
+
+    def data(self, analytics_type: str) -> Any:
+        return self.document(analytics_type)["data"]
+
+    def array(self, name: str) -> np.ndarray:
+        import io
+
+        return np.load(io.BytesIO(self.raw(name)), allow_pickle=False)
+
+    def arrays(self, name: str) -> dict[str, np.ndarray]:
+        import io
+
+        with np.load(io.BytesIO(self.raw(name)), allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+
+@pytest.fixture
+def local_target(tmp_path: Path) -> tuple[AnalyticsStore, Published]:
+    folder = tmp_path / "store"
+    return AnalyticsStore(local_dir=str(folder)), Published(local_dir=folder)
+
+
+@pytest.fixture
+def s3_target(s3_bucket: str, moto_endpoint: str) -> tuple[AnalyticsStore, Published]:
+    return (
+        AnalyticsStore(bucket=s3_bucket, endpoint_url=moto_endpoint, region="us-east-1"),
+        Published(bucket=s3_bucket, endpoint_url=moto_endpoint),
+    )
+
+
+@pytest.fixture
+def sample_db_url(db_url: str) -> Iterator[str]:
+    """A fresh database holding the bundled sample."""
+    from cocktail_assets.db.seed import seed_sample
+
+    with psycopg.connect(db_url) as conn:
+        seed_sample(conn)
+    yield db_url
+
+
+def execute(db_url: str, statement: str, params: Any = None) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(statement, params)
+
+
+def query(db_url: str, statement: str, params: Any = None) -> list[tuple]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(statement, params).fetchall()
