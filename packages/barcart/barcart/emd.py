@@ -18,7 +18,8 @@ from numba import njit, prange
 # Reduced costs above -REDUCED_COST_RTOL * max|C| count as optimal. Dual values are exact up to
 # ~(m + n) * eps * max|C| (< 1e-14 relative here), so this never stops early by more than that.
 REDUCED_COST_RTOL = 1e-11
-# Non-basic cells with reduced cost <= TIGHT_RTOL * max|C| are treated as tight (optimal face).
+# Non-basic cells with reduced cost <= TIGHT_RTOL * max(max|C|, 1) are tight (optimal face);
+# absolute below 1 because POT's duals carry ~1e-16 absolute error (barcart costs are O(1)).
 TIGHT_RTOL = 1e-10
 _DANTZIG_PIVOTS_PER_NODE = 10
 _MAX_PIVOTS = 1_000_000
@@ -215,7 +216,7 @@ def _transport_small(
                 scale = C[i, j]
     _least_cost_start(a, b, m, n, C, X, basic, sa, sb, rdone, cdone)
     ok = _pivot(m, n, C, REDUCED_COST_RTOL * scale, X, basic, u, v, visited, par, queue)
-    tight_tol = TIGHT_RTOL * scale
+    tight_tol = TIGHT_RTOL * max(scale, 1.0)
     big = 4.0 * (m + n)
     ties = False
     for i in range(m):

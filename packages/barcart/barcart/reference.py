@@ -60,7 +60,7 @@ def reference_emd(
     """
     plan, log = ot.emd(a, b, cost, log=True)
     reduced = cost - log["u"][:, None] - log["v"][None, :]
-    tight = (reduced <= 1e-10 * cost.max(initial=0.0)) | (plan > 0)
+    tight = (reduced <= 1e-10 * max(cost.max(initial=0.0), 1.0)) | (plan > 0)
     secondary = np.where(tight, tie_break_matrix(row_ids, col_ids), 1e3)
     plan = ot.emd(a, b, secondary)
     return float(np.sum(plan * cost)), plan

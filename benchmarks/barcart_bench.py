@@ -1,0 +1,141 @@
+"""Speed and memory of barcart's fast path against the plain reference, on synthetic data.
+
+    python benchmarks/barcart_bench.py [--sizes 1000,5000,20000,100000] [--repeats 3]
+        [--reference-max 1000]
+
+Each size runs in its own subprocess (so peak RSS is per size). Prints one line per
+(N, stage): median seconds over the repeats, peak RSS of the process so far (MiB), and the
+reference / fast ratio where the reference ran. Then the fitted exponent of time and memory
+versus N over the sizes >= 5,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_one(n: int, repeats: int, with_reference: bool) -> dict:
+    from barcart import (
+        EMParams,
+        embed_em,
+        embed_manhattan,
+        fit_em,
+        nearest_neighbors,
+        rollup,
+        synthetic_recipes,
+        tree_distance_matrix,
+    )
+    from barcart.reference import fit_em_reference
+
+    # warm-up: load the compiled kernels from numba's cache (or compile them once)
+    tree, allow, small = synthetic_recipes(60, 50, seed=1)
+    rs = rollup(small, tree, allow)
+    ids = tree.ancestors_closure(rs.ingredient_ids)
+    res = fit_em(rs, ids, tree_distance_matrix(tree, ids), EMParams(k_candidates=5, max_iter=1))
+    embed_em(res, rs.n_recipes)
+    embed_manhattan(small)
+    nearest_neighbors(res, rs.n_recipes)
+
+    tree, allow, matrix = synthetic_recipes(n, 500, seed=0)
+    rolled = rollup(matrix, tree, allow)
+    ids = tree.ancestors_closure(rolled.ingredient_ids)
+    cost = tree_distance_matrix(tree, ids)
+    params = EMParams()
+    stages: dict[str, list[float]] = {}
+    rss: dict[str, float] = {}
+
+    def record(name: str, seconds: float) -> None:
+        stages.setdefault(name, []).append(seconds)
+        rss[name] = _rss_mib()
+
+    for _ in range(repeats):
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        res = fit_em(rolled, ids, cost, params, timings=timings)
+        total = time.perf_counter() - t0
+        for k in ("candidates", "e-step", "m-step"):
+            record(k, timings[k])
+        record("em total", total)
+        t0 = time.perf_counter()
+        embed_manhattan(matrix)
+        record("umap manhattan", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        embed_em(res, rolled.n_recipes)
+        record("umap em", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        nearest_neighbors(res, rolled.n_recipes)
+        record("similarity", time.perf_counter() - t0)
+    out = {
+        "n": n,
+        "pairs": len(res.pair_i),
+        "iterations": res.iterations,
+        "fast": {k: statistics.median(v) for k, v in stages.items()},
+        "rss": rss,
+        "reference": {},
+    }
+    if with_reference:
+        ref_t: dict[str, list[float]] = {}
+        for _ in range(repeats):
+            timings = {}
+            t0 = time.perf_counter()
+            ref = fit_em_reference(rolled, ids, cost, params, timings=timings)
+            timings["em total"] = time.perf_counter() - t0
+            for k, v in timings.items():
+                ref_t.setdefault(k, []).append(v)
+        out["reference"] = {k: statistics.median(v) for k, v in ref_t.items()}
+        iu = np.triu_indices(len(ids), 1)
+        out["max_abs_cost_diff"] = float(np.abs(ref.cost[iu] - res.cost[iu]).max())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,5000,20000,100000")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--reference-max", type=int, default=1000)
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one is not None:
+        print(json.dumps(run_one(args.one, args.repeats, args.one <= args.reference_max)))
+        return
+    results = []
+    print(f"{'N':>7} {'stage':<15} {'seconds':>9} {'peak MiB':>9} {'ref/fast':>9}")
+    for n in [int(s) for s in args.sizes.split(",") if s]:
+        cmd = [sys.executable, __file__, "--one", str(n), "--repeats", str(args.repeats),
+               "--reference-max", str(args.reference_max)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        results.append(r)
+        for stage, sec in r["fast"].items():
+            ref = r["reference"].get(stage)
+            ratio = f"{ref / sec:9.1f}" if ref else f"{'-':>9}"
+            print(f"{n:>7} {stage:<15} {sec:9.3f} {r['rss'][stage]:9.0f} {ratio}")
+        extra = f", max |cost diff| vs reference {r['max_abs_cost_diff']:.1e}" if r[
+            "reference"] else ""
+        print(f"{n:>7} ({r['pairs']} pairs, {r['iterations']} iterations{extra})", flush=True)
+    big = [r for r in results if r["n"] >= 5000]
+    if len(big) >= 2:
+        x = np.log([r["n"] for r in big])
+        t = np.polyfit(x, np.log([r["fast"]["em total"] for r in big]), 1)[0]
+        all_t = np.polyfit(x, np.log([sum(v for k, v in r["fast"].items() if k != "em total")
+                                      for r in big]), 1)[0]
+        m = np.polyfit(x, np.log([max(r["rss"].values()) for r in big]), 1)[0]
+        sizes = ",".join(str(r["n"]) for r in big)
+        print(f"exponent vs N over N in {sizes}: EM time {t:.2f}, all stages time {all_t:.2f}, "
+              f"peak RSS {m:.2f}")
+
+
+if __name__ == "__main__":
+    main()
