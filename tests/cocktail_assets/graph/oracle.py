@@ -3,6 +3,7 @@ Python over the rows), independently of the project's code."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -100,8 +101,12 @@ class Expected:
         total = sum(ml for ml, _ in items.values())
         return {i: ml / total for i, (ml, _) in items.items() if ml > 0}
 
+    @functools.cached_property
+    def _parents(self) -> set[int]:
+        return {n.parent for n in self.nodes.values() if n.parent is not None}
+
     def is_leaf(self, ingredient_id: int) -> bool:
-        return not any(n.parent == ingredient_id for n in self.nodes.values())
+        return ingredient_id not in self._parents
 
     def rolled(self, ingredient_id: int) -> int:
         node = self.nodes[ingredient_id]
