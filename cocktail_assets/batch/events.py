@@ -32,7 +32,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 from dagster._core.events.log import EventLogEntry
 from dagster._serdes import deserialize_value, serialize_value
+from dagster._utils.error import SerializableErrorInfo
 
+ATTEMPT_ENV = "COCKTAIL_STEP_ATTEMPT"  # the attempt number, set per submission
 REF_NAME = "step_run_ref.pkl"
 RESULT_NAME = "result.json"
 CHUNK_FORMAT = 1
@@ -200,3 +202,12 @@ class EventStream:
         except ValueError:
             return None
         return data if isinstance(data, dict) and isinstance(data.get("chunks"), int) else None
+
+
+def user_error(error: SerializableErrorInfo | None) -> SerializableErrorInfo | None:
+    """The user's exception inside Dagster's step-execution wrapper, if there is one."""
+    while error is not None and error.cls_name == "DagsterExecutionStepExecutionError" and (
+        error.cause is not None
+    ):
+        error = error.cause
+    return error

@@ -42,13 +42,14 @@ from dagster._core.execution.plan.external_step import step_context_to_step_run_
 from pydantic import Field, PrivateAttr
 
 from cocktail_assets.batch.events import (
+    ATTEMPT_ENV,
     EventStream,
     attempt_dir,
     highest_attempt,
     ref_key,
     step_dir,
+    user_error,
 )
-from cocktail_assets.batch.worker import ATTEMPT_ENV
 
 SPOT_RECLAIM_PREFIX = "Host EC2"
 DONE_STATUSES = {"SUCCEEDED", "FAILED"}
@@ -428,12 +429,14 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
     def _failure(self, watch: _Watch, headline: str) -> Failure:
         container = watch.job.get("container") or {}
         lines = [headline]
+        if watch.reason and watch.reason not in headline:
+            lines.append(f"Batch status reason: {watch.reason}")
         step_error = None
         if watch.remote_failure is not None:
-            data = watch.remote_failure.get_dagster_event().step_failure_data
-            step_error = data.error
+            remote = watch.remote_failure.get_dagster_event().step_failure_data
+            step_error = user_error(remote.error)
         if step_error is not None:
-            lines.append(f"The step raised {step_error.cls_name}: {step_error.message.strip()}")
+            lines.append(f"The step raised {step_error.message.strip()}")
         elif watch.result and watch.result.get("error"):
             lines.append(f"The worker reported: {watch.result['error']}")
         if container.get("reason"):

@@ -31,6 +31,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cocktail_assets.batch.events import (
+    ATTEMPT_ENV,
     attempt_dir_of_ref,
     chunk_key,
     content_md5,
@@ -39,11 +40,11 @@ from cocktail_assets.batch.events import (
     is_missing,
     parse_s3_uri,
     result_key,
+    user_error,
 )
 
 log = logging.getLogger("cocktail_assets.batch.worker")
 
-ATTEMPT_ENV = "COCKTAIL_STEP_ATTEMPT"
 ENTRYPOINT = "cocktail-assets-step"
 _STOP = object()
 
@@ -203,9 +204,9 @@ def run(uri: str, attempt: int, s3: Any) -> int:
         for event in run_step_from_ref(ref, instance):
             if event.is_step_failure:
                 failed = True
-                data = event.step_failure_data
-                if data.error is not None:
-                    error = data.error.message.strip()
+                cause = user_error(event.step_failure_data.error)
+                if cause is not None:
+                    error = cause.message.strip()
     except BaseException as exc:  # reported in result.json, then exit 1
         failed = True
         error = error or f"{type(exc).__name__}: {exc}".strip()

@@ -24,7 +24,7 @@ from typing import Any
 
 import boto3
 
-from cocktail_assets.batch.events import attempt_dir_of_ref, chunk_key, parse_s3_uri
+from cocktail_assets.batch.events import attempt_dir_of_ref, list_keys, parse_s3_uri
 
 ROOT = Path(__file__).resolve().parents[3]
 SPOT_REASON = "Host EC2 (instance i-0123456789abcdef0) terminated."
@@ -41,10 +41,11 @@ def worker_command() -> list[str]:
 @dataclass
 class Play:
     """What the host does with one submitted job: ``run`` it, or ``reclaim`` its instance
-    once the step's first events are on S3; ``env`` is added to the container's."""
+    once the step's events on S3 contain ``after``; ``env`` is added to the container's."""
 
     action: str = "run"
     env: dict[str, str] = field(default_factory=dict)
+    after: str = ""
 
 
 class BatchHost:
@@ -76,6 +77,11 @@ class BatchHost:
     def output(self, job_id: str) -> str:
         path = self.log_dir / f"{job_id}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def settle(self, timeout: float = 30) -> None:
+        """Wait until every job has reached its end (Batch stops containers asynchronously)."""
+        for thread in self._threads:
+            thread.join(timeout)
 
     def close(self) -> None:
         for proc in self.processes.values():
@@ -114,10 +120,10 @@ class BatchHost:
                 stdout=log_file, stderr=subprocess.STDOUT,
             )
         self.processes[job.job_id] = proc
-        first_chunk = None
+        folder = None
         if play.action == "reclaim":
             bucket, key = parse_s3_uri(details["command"][-1])
-            first_chunk = chunk_key(attempt_dir_of_ref(key, int(env["COCKTAIL_STEP_ATTEMPT"])), 1)
+            folder = attempt_dir_of_ref(key, int(env["COCKTAIL_STEP_ATTEMPT"]))
         while proc.poll() is None:
             if job.stop:  # TerminateJob: ECS sends SIGTERM, SIGKILL after the stop timeout
                 proc.send_signal(signal.SIGTERM)
@@ -130,7 +136,7 @@ class BatchHost:
                 job.exit_code = proc.returncode
                 job._mark_stopped(success=False)
                 return
-            if first_chunk and self._exists(bucket, first_chunk):
+            if folder and self._written(bucket, folder, play.after):
                 proc.kill()  # the instance is gone: no SIGTERM grace, no final flush
                 proc.wait()
                 job.job_stopped_reason = SPOT_REASON
@@ -142,8 +148,11 @@ class BatchHost:
             job.job_stopped_reason = EXIT_REASON
         job._mark_stopped(success=proc.returncode == 0)
 
-    def _exists(self, bucket: str, key: str) -> bool:
-        return "Contents" in self._s3.list_objects_v2(Bucket=bucket, Prefix=key)
+    def _written(self, bucket: str, folder: str, text: str) -> bool:
+        for key in list_keys(self._s3, bucket, folder + "/events-"):
+            if text in self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode():
+                return True
+        return False
 
 
 def base_env(endpoint: str) -> dict[str, str]:

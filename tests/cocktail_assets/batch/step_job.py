@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster import AssetExecutionContext
 import numpy as np
+from dagster import AssetExecutionContext
 
 from cocktail_assets.batch.launcher import BatchStepLauncher
 from cocktail_assets.io_manager import ArtifactIOManager
