@@ -59,7 +59,9 @@ _STEP_ENDS = {
     DagsterEventType.STEP_UP_FOR_RETRY.value,
     DagsterEventType.STEP_SKIPPED.value,
 }
-_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE|DATABASE_URL|PG_URL", re.I)
+_SECRET_NAME = re.compile(
+    r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|ACCESS_KEY|DATABASE_URL|PG_URL|DSN", re.I
+)
 _THROTTLED = {"TooManyRequestsException", "ThrottlingException", "Throttling"}
 _DENIED = {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"}
 
@@ -239,13 +241,7 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
             env["ANALYTICS_BUCKET"] = str(store.bucket)  # type: ignore[union-attr]
             env["ANALYTICS_PREFIX"] = str(store.prefix)  # type: ignore[union-attr]
         env.update(self.environment)
-        secret = sorted(name for name in env if _SECRET_NAME.search(name))
-        if secret:
-            raise Failure(
-                description=f"Refusing to pass {', '.join(secret)} in a Batch job's environment, "
-                "where anyone who can describe the job reads it; give it to the job definition "
-                "as a Secrets Manager secret instead."
-            )
+        refuse_secrets(env)
         return env
 
     def _submit(
@@ -461,6 +457,17 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
         return Failure(
             description="\n".join(lines),
             metadata={k: v for k, v in metadata.items() if v is not None and v != ""},
+        )
+
+
+def refuse_secrets(environment: Mapping[str, str]) -> None:
+    """A job's environment is readable by anyone who may describe the job: no secrets in it."""
+    secret = sorted(name for name in environment if _SECRET_NAME.search(name))
+    if secret:
+        raise Failure(
+            description=f"Refusing to pass {', '.join(secret)} in a Batch job's environment, "
+            "where anyone who can describe the job reads it; give it to the job definition "
+            "as a Secrets Manager secret instead."
         )
 
 

@@ -22,7 +22,14 @@ from dagster import DagsterEventType
 from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster._core.errors import DagsterExecutionInterruptedError
 
-from cocktail_assets.batch.events import list_keys
+from cocktail_assets.batch.events import (
+    EventStream,
+    attempt_dir_of_ref,
+    existing_chunks,
+    list_keys,
+    parse_s3_uri,
+    result_key,
+)
 from cocktail_assets.batch.launcher import BatchStepLauncher
 from tests.cocktail_assets.batch.batch_host import (
     EXIT_REASON,
@@ -151,16 +158,39 @@ def test_round_trip_streams_events_live(
     assert len(events_of(instance, result.run_id, DagsterEventType.STEP_START)) == 1
     assert len(events_of(instance, result.run_id, DagsterEventType.STEP_SUCCESS)) == 1
 
-    # The same attempt run a second time (a duplicate container) does not run the step again.
-    before = list_keys(s3, bucket, step_folder + "/attempt-1/")
-    again = subprocess.run(
-        [*worker_command(), *job["container"]["command"]],
-        env={**base_env(batch_setup["endpoint"]), **env, "DATABASE_URL": batch_setup["db_url"]},
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )
+
+def test_a_second_run_of_the_same_attempt(batch_host: BatchHost, batch_setup: dict) -> None:
+    """A duplicate container for a finished attempt does nothing; for an unfinished one it
+    runs the step again and numbers its chunks after the ones already there."""
+    with dg.instance_for_test() as instance:
+        assert run_job(instance).success
+    (job,) = describe(batch_host.jobs)
+    command = [*worker_command(), *job["container"]["command"]]
+    env = {
+        **base_env(batch_setup["endpoint"]),
+        **{e["name"]: e["value"] for e in job["container"]["environment"]},
+        "DATABASE_URL": batch_setup["db_url"],
+    }
+    bucket, ref = parse_s3_uri(job["container"]["command"][0])
+    folder = attempt_dir_of_ref(ref, 1)
+    s3 = boto3.client("s3")
+    chunks = existing_chunks(s3, bucket, folder)
+
+    again = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
     assert "already finished" in again.stderr
-    assert list_keys(s3, bucket, step_folder + "/attempt-1/") == before
+    assert existing_chunks(s3, bucket, folder) == chunks
+
+    s3.delete_object(Bucket=bucket, Key=result_key(folder))  # as if the first run died
+    again = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    after = existing_chunks(s3, bucket, folder)
+    assert after[: len(chunks)] == chunks and len(after) > len(chunks)
+    stream = EventStream(s3, bucket, folder)
+    events = stream.poll()
+    assert stream.restarts == 1
+    starts = [e for e in events if e.is_dagster_event and e.dagster_event.is_step_start]
+    assert len(starts) == 2
 
 
 def step_failure(instance: dg.DagsterInstance, run_id: str) -> Any:
