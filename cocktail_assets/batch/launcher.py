@@ -39,6 +39,12 @@ from dagster._core.events import DagsterEvent
 from dagster._core.events.log import EventLogEntry
 from dagster._core.execution.context.system import StepExecutionContext
 from dagster._core.execution.plan.external_step import step_context_to_step_run_ref
+from dagster._core.log_manager import (
+    LOG_RECORD_EVENT_ATTR,
+    LOG_RECORD_METADATA_ATTR,
+    construct_log_record_message,
+    construct_log_record_metadata,
+)
 from pydantic import Field, PrivateAttr
 
 from cocktail_assets.batch.events import (
@@ -359,6 +365,7 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
                 watch.remote_failure = entry
                 continue
             step_context.instance.handle_new_event(entry)
+            _echo_to_run_loggers(step_context, entry)
             if event is not None:
                 if event.event_type_value in _STEP_ENDS:
                     watch.step_end = event.event_type_value
@@ -458,6 +465,28 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
             description="\n".join(lines),
             metadata={k: v for k, v in metadata.items() if v is not None and v != ""},
         )
+
+
+def _echo_to_run_loggers(step_context: StepExecutionContext, entry: EventLogEntry) -> None:
+    """Show a forwarded event on the run's own loggers too (console, the CLI's progress
+    lines), as if logged here. Storing it is ``handle_new_event``'s job, so the instance's
+    handlers are skipped. Best effort: it leans on Dagster internals and must never fail a step.
+    """
+    try:
+        handler = step_context.log._dagster_handler
+        loggers = handler._loggers
+        if not loggers:
+            return
+        event = entry.dagster_event if entry.is_dagster_event else None
+        meta = construct_log_record_metadata(handler.metadata, entry.user_message, event, None)
+        message = construct_log_record_message(meta)
+        for logger in loggers:
+            logger.log(
+                entry.level, message,
+                extra={LOG_RECORD_METADATA_ATTR: meta, LOG_RECORD_EVENT_ATTR: event},
+            )
+    except Exception:
+        return
 
 
 def refuse_secrets(environment: Mapping[str, str]) -> None:

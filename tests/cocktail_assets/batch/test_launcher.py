@@ -112,7 +112,8 @@ def step_started_while_running(instance: dg.DagsterInstance, host: BatchHost) ->
 
 
 def test_round_trip_streams_events_live(
-    instance: dg.DagsterInstance, batch_host: BatchHost, batch_setup: dict, tmp_path: Path
+    instance: dg.DagsterInstance, batch_host: BatchHost, batch_setup: dict, tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     gate = tmp_path / "gate"
     batch_host.plays = [Play(env={"STEP_TEST_GATE": str(gate)})]
@@ -157,6 +158,10 @@ def test_round_trip_streams_events_live(
     assert [c.dagster_event.event_specific_data.passed for c in checks] == [True]
     assert len(events_of(instance, result.run_id, DagsterEventType.STEP_START)) == 1
     assert len(events_of(instance, result.run_id, DagsterEventType.STEP_SUCCESS)) == 1
+    # the run's console logger shows the Batch step's events too, not only the event log
+    console = capfd.readouterr().err
+    assert f"{STEP_KEY} - {STARTED} (attempt 1)" in console
+    assert f"{STEP_KEY} - STEP_SUCCESS" in console
 
 
 def test_a_second_run_of_the_same_attempt(batch_host: BatchHost, batch_setup: dict) -> None:
