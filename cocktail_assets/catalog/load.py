@@ -70,7 +70,8 @@ def load_recipe_volumes(conn: psycopg.Connection, catalog: IngredientCatalog) ->
     )
     amounts = frame["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
     conversions = frame["conversion"].to_numpy(dtype=np.float64, na_value=np.nan)
-    volumes = row_volumes_ml(amounts, frame["unit"].tolist(), conversions)
+    # Unit names straight from the rows: pandas 3 turns a NULL in a string column into NaN.
+    volumes = row_volumes_ml(amounts, [r[3] for r in rows], conversions)
     bad = np.flatnonzero(~np.isfinite(volumes) | (volumes < 0))
     if bad.size:
         r = frame.iloc[int(bad[0])]
