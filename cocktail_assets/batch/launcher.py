@@ -276,9 +276,8 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
                         {"onReason": "*", "action": "EXIT"},
                     ],
                 },
-                tags={"dagster/run-id": run_id, "dagster/step-key": step_key[:256],
-                      "cocktail-assets/attempt": str(attempt)},
-                propagateTags=True,
+                # No job tags: tagging on SubmitJob also needs batch:TagResource, which the
+                # host policy does not grant; the name carries run, step and attempt.
             )
         except ClientError as error:
             message = error.response.get("Error", {}).get("Message", str(error))
