@@ -64,14 +64,14 @@ def _l1_topk_kernel(
             for x in range(sel.shape[0]):
                 j = sel[x] % n_rows
                 out_idx[i, filled] = j
-                out_dist[i, filled] = 2.0 - 2.0 * acc[j]
+                out_dist[i, filled] = max(0.0, 2.0 - 2.0 * acc[j])
                 chosen[j] = True
                 filled += 1
             j = 0
             while filled < k and j < n_rows:  # distance 2 (no shared ingredient): by index
                 if j != i and not chosen[j]:
                     out_idx[i, filled] = j
-                    out_dist[i, filled] = 2.0 - 2.0 * acc[j]
+                    out_dist[i, filled] = max(0.0, 2.0 - 2.0 * acc[j])
                     filled += 1
                 j += 1
             for x in range(sel.shape[0]):

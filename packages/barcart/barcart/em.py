@@ -207,7 +207,9 @@ def _unique_pairs(rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarra
     lo = np.minimum(rows, cols).astype(np.int64)
     hi = np.maximum(rows, cols).astype(np.int64)
     keep = lo != hi
-    code = np.unique(lo[keep] * n + hi[keep])
+    code = np.sort(lo[keep] * n + hi[keep])  # np.sort + diff: much faster than np.unique here
+    if code.size:
+        code = code[np.concatenate(([True], code[1:] != code[:-1]))]
     return (code // n).astype(np.int64), (code % n).astype(np.int64)
 
 
