@@ -147,6 +147,14 @@ def step_launcher_resource(settings: Settings) -> Any:
         endpoint_url=settings.s3_endpoint_url,
         log_group=settings.batch_log_group,
         max_attempts=settings.batch_max_attempts,
+        # The worker rebuilds the definitions from its own environment: hand it the host's
+        # non-secret settings so both sides compute with the same parameters.
+        environment={
+            "COCKTAIL_ENV": settings.env,
+            "ANALYTICS_PREFIX": settings.analytics_prefix,
+            "SIMILARITY_NEIGHBORS": str(settings.similarity_neighbors),
+            "EM_DENSE_DISTANCE_LIMIT": str(settings.dense_distance_limit),
+        },
     )
 
 

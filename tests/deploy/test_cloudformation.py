@@ -392,6 +392,7 @@ def check_no_wildcard_actions(t: dict) -> None:
             # Only actions that have no resource-level permissions in IAM.
             assert set(as_list(s["Action"])) <= {
                 "batch:DescribeJobs",
+                "batch:DescribeJobQueues",
                 "cloudwatch:PutMetricData",
                 "ecr:GetAuthorizationToken",
             }, f"{name}: {s['Action']} on *"
