@@ -16,6 +16,7 @@ from cocktail_assets.analytics.compute import (
 )
 from cocktail_assets.catalog.load import IngredientCatalog
 from cocktail_assets.resources.database import CocktailDatabase
+from cocktail_assets.resources.params import AnalyticsParams
 from cocktail_assets.resources.store import AnalyticsStore
 from cocktail_assets.sources.assets import source_key
 
@@ -123,13 +124,18 @@ def recipe_complexity(
     "ingredient-tree.json.",
 )
 def ingredient_tree(
-    database: CocktailDatabase, store: AnalyticsStore, catalog: IngredientCatalog
+    database: CocktailDatabase,
+    store: AnalyticsStore,
+    params: AnalyticsParams,
+    catalog: IngredientCatalog,
 ) -> dg.MaterializeResult:
     started = time.perf_counter()
     recipe_ids, ingredient_ids = _pairs(database)
     direct, hierarchical = usage_counts(catalog, recipe_ids, ingredient_ids)
+    # the edge weight the EM fit starts from, so the published tree states the one in use
     document = ingredient_tree_document(
-        catalog, direct, hierarchical, total_recipes=np.unique(recipe_ids).size
+        catalog, direct, hierarchical, total_recipes=np.unique(recipe_ids).size,
+        edge_weight=params.edge_weight,
     )
     uri = store.publish_json("ingredient-tree", document)
     return dg.MaterializeResult(
