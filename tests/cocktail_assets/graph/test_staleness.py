@@ -97,14 +97,8 @@ def test_ratings_and_tags_tables_leave_everything_fresh(observed, sample_db_url:
     assert effectively_stale(instance) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN BUG (db/ + sources/, not the graph): the site's rating trigger rewrites "
-    "recipes.avg_rating/rating_count, the recipes statement trigger logs that as a recipes "
-    "change, so a new rating bumps the site/recipes data version and every space goes stale. "
-    "Remove this marker once the recipes version ignores avg_rating/rating_count updates.",
-)
 def test_a_new_rating_leaves_the_spaces_fresh(observed, sample_db_url: str) -> None:
+    """The site's ratings trigger rewrites recipes.avg_rating; that is no recipes change."""
     instance, observe = observed
     execute(sample_db_url, "INSERT INTO ratings (cognito_user_id, recipe_id, rating) "
             "SELECT 'staleness-test', min(id), 5 FROM recipes")
