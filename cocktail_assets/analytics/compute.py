@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 
 from cocktail_assets.catalog.load import IngredientCatalog
-from cocktail_assets.errors import DataError
 
 
 def usage_counts(
@@ -20,12 +19,7 @@ def usage_counts(
     """
     ids = catalog.tree.ids
     n = ids.size
-    pos = np.searchsorted(ids, ingredient_ids)
-    unknown = (pos >= n) | (ids[np.minimum(pos, max(n - 1, 0))] != ingredient_ids) if n else (
-        np.ones(ingredient_ids.size, dtype=bool)
-    )
-    if ingredient_ids.size and np.any(unknown):
-        raise DataError(f"recipe_ingredients names unknown ingredient {ingredient_ids[unknown][0]}")
+    pos = catalog.positions(ingredient_ids)
     recipe_codes = np.unique(recipe_ids, return_inverse=True)[1].astype(np.int64)
     direct_pairs = np.unique(recipe_codes * n + pos)
     direct = np.bincount(direct_pairs % n, minlength=n) if n else np.zeros(0, np.int64)

@@ -22,8 +22,27 @@ class IngredientCatalog:
     paths: np.ndarray
     allow_substitution: np.ndarray
 
+    def positions(self, ingredient_ids: np.ndarray) -> np.ndarray:
+        """Row of each id in the catalog; an id it lacks is a DataError naming it.
+
+        Steps read the site in their own snapshots, so an ingredient created (and used) after
+        this run read the catalog is not in it; the edit stays pending and the next refresh,
+        which the change log asks for, includes it.
+        """
+        ids = np.asarray(ingredient_ids, dtype=np.int64)
+        pos = np.searchsorted(self.tree.ids, ids)
+        clipped = np.minimum(pos, max(self.tree.ids.size - 1, 0))
+        known = (pos < self.tree.ids.size) & (self.tree.ids[clipped] == ids) if ids.size else ids
+        if ids.size and not np.all(known):
+            missing = int(ids[~known][0])
+            raise DataError(
+                f"recipe_ingredients names ingredient {missing}, which is not in the ingredient "
+                "tree this run read (created since?); the next refresh will include it"
+            )
+        return clipped
+
     def name_of(self, ingredient_ids: np.ndarray) -> np.ndarray:
-        return self.names[np.searchsorted(self.tree.ids, ingredient_ids)]
+        return self.names[self.positions(ingredient_ids)]
 
 
 @dataclass(frozen=True)

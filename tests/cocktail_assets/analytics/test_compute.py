@@ -45,8 +45,10 @@ def test_usage_counts_by_hand() -> None:
 
 
 def test_unknown_ingredient_is_a_data_error() -> None:
-    with pytest.raises(DataError, match="unknown ingredient 99"):
+    with pytest.raises(DataError, match="names ingredient 99, which is not in the ingredient tree"):
         usage_counts(catalog(), np.array([10]), np.array([99]))
+    with pytest.raises(DataError, match="ingredient 99"):
+        catalog().name_of(np.array([1, 99]))
 
 
 def test_usage_rows_roots_only_in_order() -> None:
