@@ -16,20 +16,7 @@ from cocktail_assets.db.seed import (
     seed_sample,
 )
 from cocktail_assets.errors import CocktailAssetsError
-
-# The spec's volume rule ("Volume of one recipe_ingredients row"), written out again here so the
-# test checks the data against the rule, not against the library's reading of it.
-VOLUME_ML = """
-    CASE
-        WHEN u.name = 'to top' THEN 90
-        WHEN u.name = 'to rinse' THEN 5
-        WHEN lower(u.name) = 'each' THEN 1
-        WHEN ri.amount IS NOT NULL AND u.conversion_to_ml IS NOT NULL
-            THEN ri.amount::float8 * u.conversion_to_ml
-        WHEN ri.amount IS NOT NULL THEN ri.amount
-        ELSE 1
-    END
-"""
+from tests.cocktail_assets.volume_rule import VOLUME_ML
 
 TABLES = (
     "units", "ingredients", "recipes", "recipe_ingredients", "ratings", "tags", "recipe_tags",

@@ -11,19 +11,7 @@ import pytest
 
 from cocktail_assets.db.seed import DatabaseNotEmptyError, seed_sample
 from cocktail_assets.db.synth import SynthesisError, generate, synthesize
-
-# The spec's volume rule, written out independently of the library (see test_seed.py).
-VOLUME_ML = """
-    CASE
-        WHEN u.name = 'to top' THEN 90
-        WHEN u.name = 'to rinse' THEN 5
-        WHEN lower(u.name) = 'each' THEN 1
-        WHEN ri.amount IS NOT NULL AND u.conversion_to_ml IS NOT NULL
-            THEN ri.amount::float8 * u.conversion_to_ml
-        WHEN ri.amount IS NOT NULL THEN ri.amount
-        ELSE 1
-    END
-"""
+from tests.cocktail_assets.volume_rule import VOLUME_ML
 
 # Every column but the load-time timestamps.
 CONTENT = {

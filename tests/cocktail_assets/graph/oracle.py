@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from tests.cocktail_assets.volume_rule import VOLUME_ML
+
 # The tree as the spec defines it: a node's parent is the second-last id of its path.
 _TREE = """
 WITH parts AS (
@@ -39,16 +41,9 @@ SELECT n, count(*) FROM (
 """
 
 # The spec's volume rule, first match wins; duplicate rows of a recipe summed.
-_VOLUMES = """
+_VOLUMES = f"""
 SELECT ri.recipe_id, ri.ingredient_id,
-       sum(CASE
-           WHEN u.name = 'to top' THEN 90::float8
-           WHEN u.name = 'to rinse' THEN 5::float8
-           WHEN lower(u.name) = 'each' THEN 1::float8
-           WHEN ri.amount IS NULL THEN 1::float8
-           WHEN u.conversion_to_ml IS NULL THEN ri.amount::float8
-           ELSE ri.amount::float8 * u.conversion_to_ml::float8
-       END) AS ml,
+       sum({VOLUME_ML}) AS ml,
        bool_or(coalesce(lower(u.name) = 'each', false)) AS each
 FROM recipe_ingredients ri LEFT JOIN units u ON u.id = ri.unit_id
 GROUP BY 1, 2

@@ -1,0 +1,17 @@
+"""The spec's volume rule ("Volume of one recipe_ingredients row") written out in SQL.
+
+Tests check data and artifacts against this independent reading of the spec, never against the
+library's. It expects ``recipe_ingredients ri LEFT JOIN units u``.
+"""
+
+VOLUME_ML = """
+    CASE
+        WHEN u.name = 'to top' THEN 90::float8
+        WHEN u.name = 'to rinse' THEN 5::float8
+        WHEN lower(u.name) = 'each' THEN 1::float8
+        WHEN ri.amount IS NOT NULL AND u.conversion_to_ml IS NOT NULL
+            THEN ri.amount::float8 * u.conversion_to_ml::float8
+        WHEN ri.amount IS NOT NULL THEN ri.amount::float8
+        ELSE 1::float8
+    END
+"""
