@@ -1,11 +1,18 @@
 """EM fit of ingredient costs from recipe transport plans (spec: "EM-learned ingredient costs").
 
 Exactness: every E-step distance and plan is an exact optimum (see :mod:`barcart.emd`); the
-candidate search is exact (no approximate nearest neighbours). The only choices beyond the
-spec are the ranking rule (distances rounded to 1e-10, ties by recipe index) and, for
-iterations after the first, the reading of "each recipe's top-K by the previous iteration's
-EMD" as: among the pairs computed in the previous iteration (distances of other pairs are
-unknown). The pair set therefore never grows after iteration 1.
+candidate search is exact (no approximate nearest neighbours, no N x N matrix). Choices the
+spec leaves open, made the same way in :mod:`barcart.reference`:
+
+- ranking: distances are compared after rounding to 1e-10, ties go to the smaller recipe index;
+  flow masses are compared after rounding to 1e-12, ties keep (source, target) order;
+- later iterations read "each recipe's top-K by the previous iteration's EMD" as: among the
+  pairs computed in the previous iteration (other distances are unknown), so the pair set
+  never grows after iteration 1;
+- when a pair has several optimal plans (common: the starting tree cost has many ties), the
+  plan is the optimal one minimising a fixed secondary cost (:func:`barcart.emd.tie_break`),
+  so the learned cost does not depend on the solver's pivoting order. With this rule the fast
+  path and the reference agree to round-off.
 """
 
 from __future__ import annotations
