@@ -99,8 +99,9 @@ def current_snapshot(conn: psycopg.Connection) -> str:
 def settle(conn: psycopg.Connection, snapshot: str, tables: Sequence[str]) -> int:
     """Mark settled the pending changes of ``tables`` visible in ``snapshot``; returns how many.
 
-    Idempotent, so a retried settlement is harmless. Also stamps ``last_run_at`` for the tools
-    that read ``analytics_refresh_state``, and prunes settled rows except each table's newest
+    Idempotent, so a retried settlement is harmless. Never waits for the site's open
+    transactions. Also stamps ``last_run_at`` (best effort) for the tools that read
+    ``analytics_refresh_state``, and prunes settled rows except each table's newest
     (whose id is the table's data version).
     """
     with conn.transaction():
@@ -111,9 +112,12 @@ def settle(conn: psycopg.Connection, snapshot: str, tables: Sequence[str]) -> in
             (list(tables), snapshot),
         )
         settled = cur.rowcount
+        # Every site transaction that wrote a tracked table holds this row's lock (its trigger
+        # stamps dirty_at) until it commits: skip the stamp rather than wait for one.
         conn.execute(
             "UPDATE analytics_refresh_state SET last_run_at = now() AT TIME ZONE 'utc' "
-            "WHERE id = 1"
+            "WHERE id = (SELECT id FROM analytics_refresh_state WHERE id = 1 "
+            "FOR UPDATE SKIP LOCKED)"
         )
         conn.execute(
             "DELETE FROM analytics_change_log l WHERE settled_at IS NOT NULL AND id < "

@@ -21,7 +21,11 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from cocktail_assets.environments import read_settings
 from cocktail_assets.refresh.jobs import JOB_NAME, analytics_refresh
-from cocktail_assets.refresh.sensors import REFRESH_SENSOR_NAME, refresh_sensors
+from cocktail_assets.refresh.sensors import (
+    REFRESH_SENSOR_NAME,
+    SETTLE_SENSOR_NAME,
+    refresh_sensors,
+)
 from cocktail_assets.resources.database import CocktailDatabase
 
 SITE_TABLES = ("recipes", "ingredients", "recipe_ingredients", "units", "ratings", "tags",
@@ -125,20 +129,46 @@ class Toy:
         assert isinstance(result, dg.SensorResult)
         return result
 
-    def fulfil(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult | None:
-        """Create and execute the run as the daemon does: nothing if its run key exists."""
+    def fulfil(
+        self, request: dg.RunRequest, settle: bool = True
+    ) -> dg.ExecuteInProcessResult | None:
+        """Create and execute the run as the daemon does: nothing if its run key exists.
+
+        With ``settle``, the settle sensor then sees the run's end, as the daemon's would.
+        """
         if request.run_key and self.instance.get_runs(
             dg.RunsFilter(tags={RUN_KEY_TAG: request.run_key}), limit=1
         ):
             return None
-        job = self.defs().resolve_job_def(JOB_NAME)
+        defs = self.defs()
+        job = defs.resolve_job_def(JOB_NAME)
         tags: dict[str, Any] = {**request.tags, SENSOR_NAME_TAG: REFRESH_SENSOR_NAME}
         if request.run_key:
             tags[RUN_KEY_TAG] = request.run_key
-        return job.execute_in_process(
+        result = job.execute_in_process(
             instance=self.instance, asset_selection=list(request.asset_selection or []),
             tags=tags, raise_on_error=False,
         )
+        if settle:
+            self.settle_sensor(result)
+        return result
+
+    def settle_sensor(self, result: dg.ExecuteInProcessResult) -> None:
+        """Evaluate the real settle-on-success sensor for the end of ``result``'s run."""
+        run = self.instance.get_run_by_id(result.run_id)
+        assert run is not None
+        event = next(
+            e for e in result.all_events
+            if e.event_type in (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE)
+        )
+        defs = self.defs()
+        context = dg.build_run_status_sensor_context(
+            sensor_name=SETTLE_SENSOR_NAME, dagster_event=event, dagster_instance=self.instance,
+            dagster_run=run, resources={"database": self.database()},
+            repository_def=defs.get_repository_def(),
+        )
+        if event.event_type == dg.DagsterEventType.RUN_SUCCESS:
+            defs.resolve_sensor_def(SETTLE_SENSOR_NAME)(context)
 
     def refresh_runs(self) -> list[dg.DagsterRun]:
         return list(self.instance.get_runs(dg.RunsFilter(job_name=JOB_NAME)))[::-1]

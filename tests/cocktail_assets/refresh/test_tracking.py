@@ -78,11 +78,15 @@ def test_pending_changes_per_table_with_the_database_clock(db_url: str) -> None:
 
 def test_settle_covers_only_what_its_snapshot_saw(db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as conn, psycopg.connect(db_url) as late:
-        late.execute("INSERT INTO units (name) VALUES ('late')")  # in flight: not yet committed
         conn.execute("INSERT INTO units (name) VALUES ('dash')")
+        late.execute("INSERT INTO units (name) VALUES ('late')")  # in flight: not yet committed
         snapshot = pending_changes(conn).snapshot
+        # The open site transaction holds analytics_refresh_state: settling must not wait.
+        assert settle(conn, snapshot, ["units"]) == 1
         late.commit()
         conn.execute("INSERT INTO units (name) VALUES ('after')")
-        assert settle(conn, snapshot, ["units"]) == 1
         assert settle(conn, snapshot, ["units"]) == 0  # idempotent
         assert pending_changes(conn).tables[0].changes == 2
+        assert settle(conn, pending_changes(conn).snapshot, ["units"]) == 2
+        stamped = conn.execute("SELECT last_run_at FROM analytics_refresh_state").fetchone()
+        assert stamped is not None and stamped[0] is not None
