@@ -113,8 +113,16 @@ def main() -> None:
     results = []
     print(f"{'N':>7} {'stage':<15} {'seconds':>9} {'peak MiB':>9} {'ref/fast':>9}")
     for n in [int(s) for s in args.sizes.split(",") if s]:
-        cmd = [sys.executable, __file__, "--one", str(n), "--repeats", str(args.repeats),
-               "--reference-max", str(args.reference_max)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(n),
+            "--repeats",
+            str(args.repeats),
+            "--reference-max",
+            str(args.reference_max),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(r)
@@ -122,19 +130,23 @@ def main() -> None:
             ref = r["reference"].get(stage)
             ratio = f"{ref / sec:9.1f}" if ref else f"{'-':>9}"
             print(f"{n:>7} {stage:<15} {sec:9.3f} {r['rss'][stage]:9.0f} {ratio}")
-        extra = f", max |cost diff| vs reference {r['max_abs_cost_diff']:.1e}" if r[
-            "reference"] else ""
+        extra = (
+            f", max |cost diff| vs reference {r['max_abs_cost_diff']:.1e}" if r["reference"] else ""
+        )
         print(f"{n:>7} ({r['pairs']} pairs, {r['iterations']} iterations{extra})", flush=True)
     big = [r for r in results if r["n"] >= 5000]
     if len(big) >= 2:
         x = np.log([r["n"] for r in big])
         t = np.polyfit(x, np.log([r["fast"]["em total"] for r in big]), 1)[0]
-        all_t = np.polyfit(x, np.log([sum(v for k, v in r["fast"].items() if k != "em total")
-                                      for r in big]), 1)[0]
+        all_t = np.polyfit(
+            x, np.log([sum(v for k, v in r["fast"].items() if k != "em total") for r in big]), 1
+        )[0]
         m = np.polyfit(x, np.log([max(r["rss"].values()) for r in big]), 1)[0]
         sizes = ",".join(str(r["n"]) for r in big)
-        print(f"exponent vs N over N in {sizes}: EM time {t:.2f}, all stages time {all_t:.2f}, "
-              f"peak RSS {m:.2f}")
+        print(
+            f"exponent vs N over N in {sizes}: EM time {t:.2f}, all stages time {all_t:.2f}, "
+            f"peak RSS {m:.2f}"
+        )
 
 
 if __name__ == "__main__":
