@@ -47,6 +47,26 @@ def test_fast_matches_reference(em_case):
     np.testing.assert_allclose(fast.history, ref.history, rtol=1e-6)
 
 
+def test_plain_reference_one_emd_per_pair(em_case, monkeypatch):
+    """The benchmark baseline: exactly one ot.emd per pair, the same distances."""
+    import barcart.reference as reference
+    import ot
+
+    matrix, ids, cost = em_case(200, seed=3)
+    params = EMParams(k_candidates=10, max_iter=2, tol=0.0)
+    calls = []
+    real = ot.emd
+    monkeypatch.setattr(reference.ot, "emd", lambda *a, **k: calls.append(1) or real(*a, **k))
+    plain = fit_em_reference(matrix, ids, cost, params, tie_break=False)
+    n_pairs = len(reference_candidates_l1(matrix.fractions.toarray(), 10))
+    assert len(calls) == n_pairs + plain.pair_i.size  # iteration 1, then iteration 2
+    fast = fit_em(matrix, ids, cost, EMParams(k_candidates=10, max_iter=1))
+    first = fit_em_reference(matrix, ids, cost, EMParams(k_candidates=10, max_iter=1),
+                             tie_break=False)
+    # iteration-1 distances do not depend on the plan rule (plans, hence costs, may differ)
+    np.testing.assert_allclose(first.distances, fast.distances, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.slow
 def test_fast_matches_reference_default_k_1000(em_case):
     matrix, ids, cost = em_case(1000, n_ingredients=500, seed=2)

@@ -3,6 +3,15 @@
 One ``ot.emd`` call per pair, dense N x N L1 matrix for the first candidates, Python loops
 for the M-step. It is the oracle for tests and the benchmark baseline; the assets never use it.
 It shares only the result types, the input checks and the ranking rule with the fast path.
+
+Two plan rules:
+
+- ``tie_break=False`` (the benchmark baseline, the issue's "one ``ot.emd`` call per pair"):
+  the plan is whichever optimal plan POT's network simplex returns;
+- ``tie_break=True`` (the default, the test oracle): among the optimal plans the one minimising
+  the fixed secondary cost of :func:`barcart.emd.tie_break`, found by a second ``ot.emd``
+  restricted to the optimal face, which is the fast path's rule. Distances are identical under
+  both rules; only plans (hence learned costs) can differ where several plans are optimal.
 """
 
 from __future__ import annotations
@@ -50,10 +59,16 @@ def tie_break_matrix(row_ids: np.ndarray, col_ids: np.ndarray) -> np.ndarray:
     return np.where(a == b, 0.0, 1.0 + h / 1000003.0)
 
 
+def plain_emd(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> tuple[float, np.ndarray]:
+    """POT's exact network simplex on one pair, one call: (distance, POT's optimal plan)."""
+    plan = ot.emd(a, b, cost)
+    return float(np.sum(plan * cost)), plan
+
+
 def reference_emd(
     a: np.ndarray, b: np.ndarray, cost: np.ndarray, row_ids: np.ndarray, col_ids: np.ndarray
 ) -> tuple[float, np.ndarray]:
-    """POT's exact network simplex on one pair: (distance, plan).
+    """POT's exact network simplex on one pair: (distance, canonical plan).
 
     Same plan rule as the fast path: among the optimal plans (cells tight for POT's optimal
     duals) the one minimising the tie-break cost, found by a second ``ot.emd``.
@@ -74,8 +89,14 @@ def fit_em_reference(
     progress: Progress | None = None,
     *,
     timings: dict[str, float] | None = None,
+    tie_break: bool = True,
 ) -> EMResult:
-    """Same contract as :func:`barcart.em.fit_em`, computed the obvious way."""
+    """Same contract as :func:`barcart.em.fit_em`, computed the obvious way.
+
+    ``tie_break=False`` is the spec-literal plain implementation (exactly one ``ot.emd`` per
+    pair, POT's plan); ``True`` picks the canonical optimal plan like the fast path (a second
+    ``ot.emd`` per pair), so that learned costs can be compared to round-off.
+    """
     ids, cur, col_to_cost = check_em_inputs(matrix, cost_ids, cost)
     n = matrix.n_recipes
     p = ids.shape[0]
@@ -123,9 +144,12 @@ def fit_em_reference(
         for i, j in pairs:
             si, sj = supports[i], supports[j]
             sub = cur[np.ix_(col_to_cost[si], col_to_cost[sj])]
-            d, plan = reference_emd(
-                dense[i, si], dense[j, sj], sub, col_to_cost[si], col_to_cost[sj]
-            )
+            if tie_break:
+                d, plan = reference_emd(
+                    dense[i, si], dense[j, sj], sub, col_to_cost[si], col_to_cost[sj]
+                )
+            else:
+                d, plan = plain_emd(dense[i, si], dense[j, sj], sub)
             dists.append(d)
             a_idx, b_idx = np.nonzero(plan > 0)
             flows.append(
