@@ -139,7 +139,7 @@ def _graph(context: dg.SensorEvaluationContext | dg.RunStatusSensorContext) -> B
     return repo.asset_graph if repo is not None else code_location_graph()
 
 
-def _database_error(database: CocktailDatabase, exc: psycopg.Error) -> Exception:
+def database_error(database: CocktailDatabase, exc: psycopg.Error) -> Exception:
     """One line naming the database, instead of psycopg's multi-line internals."""
     lines = str(exc).strip().splitlines()
     first = lines[0] if lines else type(exc).__name__
@@ -190,7 +190,7 @@ def refresh_tick(
             if ev.decision.settle_tables:
                 settle(conn, ev.pending.snapshot, ev.decision.settle_tables)
     except psycopg.Error as exc:
-        raise _database_error(database, exc) from None
+        raise database_error(database, exc) from None
     decision = ev.decision
     cursor = ev.cursor.dump()
     if not decision.request or decision.run_key is None:
@@ -259,7 +259,7 @@ def build_settle_sensor(settings: Settings) -> dg.SensorDefinition:
         try:
             rows = settle_run(context.instance, run.run_id, database, _graph(context))
         except psycopg.Error as exc:
-            raise _database_error(database, exc) from None
+            raise database_error(database, exc) from None
         context.log.info(f"settled {rows} change(s) covered by run {run.run_id}")
 
     return settle_on_success

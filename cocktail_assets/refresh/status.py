@@ -23,7 +23,7 @@ from cocktail_assets.refresh.sensors import (
     REFRESH_SENSOR_NAME,
     TRIGGER_TAG,
     TickCursor,
-    _database_error,
+    database_error,
     evaluate,
     run_selection,
 )
@@ -77,7 +77,7 @@ def status_lines(
         with database.connect(autocommit=True) as conn:
             ev = evaluate(instance, conn, graph, policy, TickCursor.parse(cursor))
     except psycopg.Error as exc:
-        raise _database_error(database, exc) from None
+        raise database_error(database, exc) from None
     pending, history, decision = ev.pending, ev.history, ev.decision
     lines = [
         f"database {database.describe()}, its clock {_time(pending.now)} UTC",
