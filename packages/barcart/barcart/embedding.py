@@ -67,6 +67,43 @@ def _graph_mds(indices: np.ndarray, distances: np.ndarray) -> np.ndarray:
     return out
 
 
+# umap-learn 0.5 jit-compiles these without ``cache=True``: about 6 s in every new process
+# (smooth_knn_dist alone ~4 s), more than a warm refresh of 1,000 recipes takes otherwise.
+# Module-level dispatchers only; the parallel twin of the layout epoch is left alone (numba's
+# cache index does not key on ``parallel``, so the two variants must not share a cache entry).
+_UMAP_UNCACHED = (
+    ("umap.umap_", "smooth_knn_dist"),
+    ("umap.umap_", "compute_membership_strengths"),
+    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch"),
+)
+
+
+def cache_umap_kernels() -> list[str]:
+    """Let numba cache umap-learn's compiled kernels between processes (idempotent).
+
+    The same machine code is compiled with the same flags and stored in numba's cache folder
+    (``NUMBA_CACHE_DIR``, else ``__pycache__`` beside umap), so layouts are bit-identical;
+    the next process loads it instead of compiling. Returns the names of the dispatchers
+    switched to caching (already compiled or unknown ones are skipped).
+    """
+    import importlib
+
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    done = []
+    for module_name, attr in _UMAP_UNCACHED:
+        try:
+            disp = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError):
+            continue
+        if isinstance(disp, Dispatcher) and isinstance(disp._cache, NullCache):
+            if not disp.overloads:
+                disp.enable_caching()
+                done.append(f"{module_name}.{attr}")
+    return done
+
+
 def embed_knn(
     indices: np.ndarray,
     distances: np.ndarray,
@@ -120,6 +157,8 @@ def embed_knn(
         return _graph_mds(idx, dist)
 
     import umap  # heavy import (numba compilation), only when needed
+
+    cache_umap_kernels()
 
     k = n_neighbors - 1
     knn_i = np.full((n, n_neighbors), -1, dtype=np.int64)
