@@ -144,6 +144,10 @@ def bench_size(admin: str, size: str, warm_repeats: int, work: Path) -> dict:
         "DAGSTER_PG_URL": dagster_url,
         "COCKTAIL_LOCAL_DIR": str(local),
         "NUMBA_CACHE_DIR": str(cache),
+        # measure the code of this checkout (e.g. a git worktree), not another editable install
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), str(ROOT / "packages" / "barcart"), os.environ.get("PYTHONPATH", "")]
+        ),
     }
     for name in ("ANALYTICS_BUCKET", "BATCH_JOB_QUEUE", "BATCH_JOB_DEFINITION", "DAGSTER_HOME"):
         env.pop(name, None)
