@@ -6,7 +6,10 @@ exactly the assets downstream of it as stale.
 """
 
 
+import warnings
+
 import dagster as dg
+from dagster._utils.warnings import BetaWarning
 
 from cocktail_assets.refresh.tracking import table_versions
 from cocktail_assets.resources.database import CocktailDatabase
@@ -31,17 +34,20 @@ def source_key(table: str) -> dg.AssetKey:
 
 
 def _observable(table: str, description: str) -> dg.SourceAsset:
-    @dg.observable_source_asset(
-        key=source_key(table),
-        group_name=GROUP,
-        description=f"Site table `{table}`. {description}",
-        kinds={"postgres"},
-    )
     def observe(database: CocktailDatabase) -> dg.DataVersion:
         with database.connect(autocommit=True) as conn:
             return dg.DataVersion(table_versions(conn)[table])
 
-    return observe
+    # observable_source_asset is marked beta; we rely on it knowingly, and its notice would
+    # otherwise repeat in every process that loads the code location.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        return dg.observable_source_asset(
+            key=source_key(table),
+            group_name=GROUP,
+            description=f"Site table `{table}`. {description}",
+            kinds={"postgres"},
+        )(observe)
 
 
 source_assets = [_observable(table, text) for table, text in SOURCE_TABLES.items()]
