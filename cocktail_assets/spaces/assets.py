@@ -259,22 +259,33 @@ def similarity_rows(
 ) -> list[tuple[int, str, list[dict[str, Any]]]]:
     """Per recipe: its nearest recipes by EM distance with the main ingredient swaps."""
     neighbors = nearest_neighbors(fit, volumes.matrix.n_recipes, n=n)
+    recipe_ids = volumes.matrix.recipe_ids.tolist()
+    recipe_names = [str(name) for name in volumes.recipe_names.tolist()]
+    ingredient_names: dict[int, str] = {}  # one catalog lookup per ingredient, not per flow
+
+    def ingredient_name(ingredient_id: int) -> str:
+        name = ingredient_names.get(ingredient_id)
+        if name is None:
+            name = str(catalog.name_of(np.array([ingredient_id]))[0])
+            ingredient_names[ingredient_id] = name
+        return name
+
     out = []
     for r, found in enumerate(neighbors):
         out.append((
-            int(volumes.matrix.recipe_ids[r]),
-            str(volumes.recipe_names[r]),
+            int(recipe_ids[r]),
+            recipe_names[r],
             [
                 {
-                    "neighbor_recipe_id": int(volumes.matrix.recipe_ids[nb.index]),
-                    "neighbor_name": str(volumes.recipe_names[nb.index]),
+                    "neighbor_recipe_id": int(recipe_ids[nb.index]),
+                    "neighbor_name": recipe_names[nb.index],
                     "distance": float(nb.distance),
                     "transport_plan": [
                         {
                             "from_ingredient_id": int(a),
-                            "from_ingredient_name": str(catalog.name_of(np.array([a]))[0]),
+                            "from_ingredient_name": ingredient_name(int(a)),
                             "to_ingredient_id": int(b),
-                            "to_ingredient_name": str(catalog.name_of(np.array([b]))[0]),
+                            "to_ingredient_name": ingredient_name(int(b)),
                             "mass": float(mass),
                         }
                         for a, b, mass in nb.flows
