@@ -157,22 +157,24 @@ def bench_size(admin: str, size: str, warm_repeats: int, work: Path) -> dict:
     shutil.rmtree(local, ignore_errors=True)
     cold = runs[0]
     warm = runs[1:]
-    per_asset_warm = {
-        key: statistics.median(r[2].get(key, float("nan")) for r in warm)
-        for key in cold[2]
-    }
-    return {
+    out = {
         "n": n,
         "size": size,
         "load_s": load_s,
         "cold": {"wall": cold[0], "rss": cold[1], "assets": cold[2]},
-        "warm": {
+        "warm": {"runs": 0},
+    }
+    if warm:
+        out["warm"] = {
             "wall": statistics.median(r[0] for r in warm),
             "rss": max(r[1] for r in warm),
-            "assets": per_asset_warm,
+            "assets": {
+                key: statistics.median(r[2].get(key, float("nan")) for r in warm)
+                for key in cold[2]
+            },
             "runs": len(warm),
-        },
-    }
+        }
+    return out
 
 
 def print_row(r: dict, which: str) -> None:
