@@ -45,6 +45,24 @@ def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
 
 @pytest.fixture
 def dagster_ui(db_url: str, database_factory, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Webserver and daemon with the sensor effectively idle (one tick an hour)."""
+    yield from _start_dagster(db_url, database_factory, tmp_path, sensor_interval=3600)
+
+
+@pytest.fixture
+def dagster_eager_sensor(
+    db_url: str, database_factory, tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
+    """Webserver and daemon whose refresh sensor ticks every 5 s with no debounce."""
+    yield from _start_dagster(
+        db_url, database_factory, tmp_path, sensor_interval=5, debounce_minutes=0
+    )
+
+
+def _start_dagster(
+    db_url: str, database_factory, tmp_path: Path, *, sensor_interval: int,
+    debounce_minutes: float = 15,
+) -> Iterator[tuple[str, Path]]:
     with psycopg.connect(db_url) as conn:
         seed_sample(conn)
     store = tmp_path / "artifacts"
@@ -57,9 +75,11 @@ def dagster_ui(db_url: str, database_factory, tmp_path: Path) -> Iterator[tuple[
         "DATABASE_URL": db_url,
         "COCKTAIL_ENV": "local",
         "COCKTAIL_LOCAL_DIR": str(tmp_path),
-        "ANALYTICS_SENSOR_INTERVAL_SECONDS": "3600",
+        "ANALYTICS_SENSOR_INTERVAL_SECONDS": str(sensor_interval),
+        "ANALYTICS_DEBOUNCE_MINUTES": str(debounce_minutes),
     }
     env.pop("ANALYTICS_BUCKET", None)
+    env.pop("AWS_ENDPOINT_URL", None)
     port = _port()
     url = f"http://127.0.0.1:{port}"
     workspace = str(ROOT / "workspace.yaml")
@@ -149,3 +169,41 @@ def test_lineage_is_browsable_and_an_asset_materializes_from_the_ui(
     document = json.loads((store / "analytics" / "v1" / "recipe-complexity.json").read_text())
     assert document["metadata"]["analytics_type"] == "recipe-complexity"
     assert sum(row["recipe_count"] for row in document["data"]) > 100
+
+
+RUNS = """
+query Runs($filter: RunsFilter) {
+  runsOrError(filter: $filter) { ... on Runs { results { runId status tags { key value } } } }
+}
+"""
+
+
+def test_the_daemon_sensor_refreshes_after_an_edit_and_settles_it(
+    dagster_eager_sensor: tuple[str, Path], db_url: str
+) -> None:
+    """Sensor-driven auto refresh for real: the daemon's tick launches the run."""
+    url, store = dagster_eager_sensor
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("UPDATE units SET conversion_to_ml = 30 WHERE name = 'oz'")
+    deadline = time.monotonic() + 420
+    succeeded: list[dict] = []
+    while time.monotonic() < deadline and not succeeded:
+        runs = _graphql(url, RUNS, {"filter": {"tags": [
+            {"key": "cocktail-assets/trigger", "value": "sensor"}]}})["runsOrError"]["results"]
+        assert not [r for r in runs if r["status"] == "FAILURE"], runs
+        succeeded = [r for r in runs if r["status"] == "SUCCESS"]
+        time.sleep(3)
+    assert succeeded, "no sensor-triggered refresh succeeded in time"
+    space = json.loads((store / "analytics" / "v1" / "cocktail-space.json").read_text())
+    assert len(space["data"]) > 100
+    # The run covered every pending edit (the seed's and the units change): all settled.
+    deadline = time.monotonic() + 60
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while True:
+            pending = conn.execute(
+                "SELECT count(*) FROM analytics_change_log WHERE settled_at IS NULL"
+            ).fetchone()
+            if pending == (0,) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+    assert pending == (0,)
