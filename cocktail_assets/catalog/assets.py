@@ -54,7 +54,7 @@ def ingredient_catalog(
     return dg.Output(
         catalog,
         metadata={
-            "ingredients": catalog.tree.ids.size,
+            "rows": int(catalog.tree.ids.size),
             "depth": depth,
             "duration_s": round(time.perf_counter() - started, 3),
         },
@@ -94,7 +94,7 @@ def recipe_volumes(
     yield dg.Output(
         volumes,
         metadata={
-            "recipes": got.size,
+            "rows": int(got.size),
             "ingredients_used": volumes.matrix.ingredient_ids.size,
             "nonzeros": int(volumes.matrix.fractions.nnz),
             "duration_s": round(time.perf_counter() - started, 3),

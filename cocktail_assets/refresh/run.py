@@ -79,7 +79,10 @@ def run_refresh(
             from cocktail_assets.refresh.settle import settle_run
 
             settle_run(instance, result.run_id, settings)
-            out(f"refresh succeeded (run {result.run_id})")
+            from cocktail_assets.environments import store_resource
+
+            out(f"refresh succeeded (run {result.run_id}); artifacts in "
+                f"{store_resource(settings).uri('')}")
         else:
             for event in result.all_events:
                 if event.event_type_value == "STEP_FAILURE":
