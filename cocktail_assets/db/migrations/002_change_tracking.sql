@@ -50,7 +50,9 @@ BEGIN
 END $$;
 
 -- Statement-level triggers, named as on the live site so that adopting it replaces its
--- triggers instead of doubling them. Updates of recipes, ingredients and units count only on
+-- triggers instead of doubling them. BEFORE rather than AFTER: the log row is part of the same
+-- transaction either way (a failing statement rolls it back with everything else), and a
+-- BEFORE statement trigger skips the after-trigger queue Postgres keeps for every statement. Updates of recipes, ingredients and units count only on
 -- the columns the analytics read: the site's ratings trigger rewrites recipes.avg_rating on
 -- every rating, and that is no recipes change.
 DO $$
@@ -73,7 +75,7 @@ BEGIN
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I',
                        'analytics_' || spec.tracked || '_dirty', spec.tracked);
         EXECUTE format(
-            'CREATE TRIGGER %I AFTER %s ON %I FOR EACH STATEMENT '
+            'CREATE TRIGGER %I BEFORE %s ON %I FOR EACH STATEMENT '
             'WHEN (current_setting(%L, true) IS DISTINCT FROM %L) '
             'EXECUTE FUNCTION mark_analytics_dirty()',
             'analytics_' || spec.tracked || '_dirty', spec.events, spec.tracked,
