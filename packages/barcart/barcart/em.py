@@ -118,6 +118,14 @@ class EMResult:
     converged: bool
     history: tuple[float, ...] = field(default=())
 
+    @classmethod
+    def unfitted(cls, cost_ids: np.ndarray, cost: np.ndarray) -> EMResult:
+        """The result when there is no pair to learn from (fewer than 2 recipes): the
+        starting cost, unchanged, and no distances or plans."""
+        empty = np.zeros(0, dtype=np.int32)
+        plans = TransportPlans(np.zeros(1, dtype=np.int64), empty, empty, np.zeros(0))
+        return cls(cost_ids, cost.copy(), empty, empty, np.zeros(0), plans, 0, True, ())
+
     def neighbor_graph(self, n_recipes: int) -> sp.csr_matrix:
         """Symmetric (N, N) CSR of the known distances, unknown pairs absent.
 
@@ -315,18 +323,7 @@ def fit_em(
         return time.perf_counter()
 
     if n < 2:  # no pair, nothing to learn from: keep the starting cost
-        empty = np.zeros(0, dtype=np.int32)
-        return EMResult(
-            ids,
-            cur.copy(),
-            empty,
-            empty,
-            np.zeros(0),
-            TransportPlans(np.zeros(1, dtype=np.int64), empty, empty, np.zeros(0)),
-            0,
-            True,
-            (),
-        )
+        return EMResult.unfitted(ids, cur)
     history: list[float] = []
     pi = pj = np.zeros(0, dtype=np.int64)
     dist = np.zeros(0)

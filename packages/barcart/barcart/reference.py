@@ -104,18 +104,7 @@ def fit_em_reference(
     dense = matrix.fractions.toarray()
     supports = [np.flatnonzero(dense[i] > 0) for i in range(n)]
     if n < 2:
-        empty = np.zeros(0, dtype=np.int32)
-        return EMResult(
-            ids,
-            cur.copy(),
-            empty,
-            empty,
-            np.zeros(0),
-            TransportPlans(np.zeros(1, dtype=np.int64), empty, empty, np.zeros(0)),
-            0,
-            True,
-            (),
-        )
+        return EMResult.unfitted(ids, cur)
     history: list[float] = []
     known: dict[int, dict[int, float]] = {}
     pairs: list[tuple[int, int]] = []
