@@ -12,6 +12,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from cocktail_assets.errors import CocktailAssetsError
 
@@ -90,7 +91,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     env = {**os.environ, **prepare_dagster_home(settings)}
     if settings.embedded:
         _database_url(settings)  # start, migrate and seed before Dagster's processes join it
-    command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), *args.dagster_args]
+    # The dagster command of this environment, which need not be on PATH (./dev runs the venv's
+    # scripts without activating it).
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    command = [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), *args.dagster_args]
     os.chdir(PROJECT_ROOT)
     os.execvpe(command[0], command, env)
     return 0  # not reached
@@ -142,10 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what the refresh sensor sees and would do")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("ui", help="start the Dagster UI and daemon (dagster dev)")
-    p.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
-    p.set_defaults(func=cmd_ui)
+    p = sub.add_parser(
+        "ui", help="start the Dagster UI and daemon (dagster dev)",
+        description="Start `dagster dev` on this project's workspace; any further arguments "
+        "(e.g. -p 3001) are passed to it.",
+    )
+    p.set_defaults(func=cmd_ui, dagster_args=[])
     return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; ``ui`` passes whatever it does not know on to dagster dev."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "ui":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "ui":
+        args.dagster_args = extra
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # person at the terminal.
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
