@@ -5,6 +5,7 @@ import time
 
 import dagster as dg
 import numpy as np
+import psycopg
 
 from cocktail_assets import queries
 from cocktail_assets.analytics.compute import (
@@ -24,9 +25,9 @@ GROUP = "analytics"
 CATALOG = dg.AssetIn(key=["catalog", "ingredient_tree"])
 
 
-def _pairs(database: CocktailDatabase) -> tuple[np.ndarray, np.ndarray]:
-    with database.snapshot() as conn:
-        rows = conn.execute(queries.DISTINCT_RECIPE_INGREDIENTS).fetchall()
+def _pairs(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (recipe_id, ingredient_id) pairs."""
+    rows = conn.execute(queries.DISTINCT_RECIPE_INGREDIENTS).fetchall()
     arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
     return arr[:, 0], arr[:, 1]
 
@@ -55,13 +56,14 @@ def ingredient_usage(
     catalog: IngredientCatalog,
 ):
     started = time.perf_counter()
-    recipe_ids, ingredient_ids = _pairs(database)
+    # The check's SQL count reads the same snapshot as the counts it checks.
+    with database.snapshot() as conn:
+        recipe_ids, ingredient_ids = _pairs(conn)
+        by_sql = np.array(conn.execute(queries.USAGE_BY_SQL).fetchall(), dtype=np.int64)
+    by_sql = by_sql.reshape(-1, 3)
     direct, hierarchical = usage_counts(catalog, recipe_ids, ingredient_ids)
     rows = ingredient_usage_rows(catalog, direct, hierarchical)
     uri = store.publish_json("ingredient-usage", rows)
-    with database.snapshot() as conn:
-        by_sql = np.array(conn.execute(queries.USAGE_BY_SQL).fetchall(), dtype=np.int64)
-    by_sql = by_sql.reshape(-1, 3)
     mismatched = by_sql[
         (by_sql[:, 1] != direct) | (by_sql[:, 2] != hierarchical)
     ][:, 0] if by_sql.shape[0] == direct.size else catalog.tree.ids
@@ -102,7 +104,8 @@ def recipe_complexity(
     database: CocktailDatabase, store: AnalyticsStore
 ) -> dg.MaterializeResult:
     started = time.perf_counter()
-    rows = recipe_complexity_rows(*_pairs(database))
+    with database.snapshot() as conn:
+        rows = recipe_complexity_rows(*_pairs(conn))
     uri = store.publish_json("recipe-complexity", rows)
     return dg.MaterializeResult(
         metadata={
@@ -130,7 +133,8 @@ def ingredient_tree(
     catalog: IngredientCatalog,
 ) -> dg.MaterializeResult:
     started = time.perf_counter()
-    recipe_ids, ingredient_ids = _pairs(database)
+    with database.snapshot() as conn:
+        recipe_ids, ingredient_ids = _pairs(conn)
     direct, hierarchical = usage_counts(catalog, recipe_ids, ingredient_ids)
     # the edge weight the EM fit starts from, so the published tree states the one in use
     document = ingredient_tree_document(
