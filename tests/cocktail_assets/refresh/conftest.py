@@ -21,6 +21,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from cocktail_assets.environments import read_settings
 from cocktail_assets.refresh.jobs import JOB_NAME, analytics_refresh
+from cocktail_assets.refresh.policy import format_duration
 from cocktail_assets.refresh.sensors import (
     REFRESH_SENSOR_NAME,
     SETTLE_SENSOR_NAME,
@@ -189,6 +190,14 @@ class Toy:
         self.sql(
             "UPDATE analytics_change_log SET changed_at = changed_at - %s", (timedelta(minutes=minutes),)
         )
+
+
+def about(minutes: float, slack_seconds: int = 15) -> str:
+    """A regex for a duration as the policy prints it, ``minutes`` or up to
+    ``slack_seconds`` less: real seconds pass between an edit and a tick."""
+    whole = round(minutes * 60)
+    shown = {format_duration(timedelta(seconds=whole - d)) for d in range(slack_seconds + 1)}
+    return "(?:" + "|".join(sorted(shown)) + ")"
 
 
 def age_cursor(cursor: str | None, minutes: float) -> str | None:
