@@ -1,4 +1,4 @@
-"""The exact inverted-index L1 top-k against brute force (same ranking rule: rank_key, index)."""
+"""The exact L1 top-k (threshold search) against brute force (same ranking rule: rank_key, index)."""
 
 import numpy as np
 import scipy.sparse as sp

@@ -1,4 +1,4 @@
-"""Compiled selection kernels: exact L1 top-k via an inverted index, per-row top-k of pairs.
+"""Compiled selection kernels: exact L1 top-k by a threshold search, per-row top-k of pairs.
 
 Ranking rule used everywhere in barcart: distances are compared after rounding to
 ``RANK_QUANTUM`` (1e-10), ties broken by the smaller recipe index. Two recipes whose distances
@@ -15,6 +15,7 @@ from numba import njit, prange
 
 RANK_QUANTUM = 1e-10
 FLOW_QUANTUM = 1e-12
+L1_STEP = 0.05  # largest drop of the search bound planned per step (see l1_topk)
 
 
 def rank_key(d: np.ndarray) -> np.ndarray:
@@ -22,98 +23,234 @@ def rank_key(d: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(d, dtype=np.float64) / RANK_QUANTUM)
 
 
+@njit(cache=True, nogil=True)
+def _heap_offer(heap, size, key):
+    """Offer ``key`` to a max-heap of the smallest keys seen (capacity ``heap.shape[0]``).
+
+    Returns the new size; a full heap keeps ``key`` only if it beats its largest entry.
+    """
+    cap = heap.shape[0]
+    if size < cap:
+        x = size
+        heap[x] = key
+        while x > 0:
+            up = (x - 1) >> 1
+            if heap[up] >= heap[x]:
+                break
+            heap[up], heap[x] = heap[x], heap[up]
+            x = up
+        return size + 1
+    if key >= heap[0]:
+        return size
+    heap[0] = key
+    x = 0
+    while True:
+        c = 2 * x + 1
+        if c >= cap:
+            break
+        if c + 1 < cap and heap[c + 1] > heap[c]:
+            c += 1
+        if heap[c] <= heap[x]:
+            break
+        heap[c], heap[x] = heap[x], heap[c]
+        x = c
+    return size
+
+
+@njit(cache=True, nogil=True)
+def _overlap(pv, cols, vals, lo, hi):
+    """sum(min(p, q)) over q's entries [lo, hi) in column order (p dense in ``pv``)."""
+    o = 0.0
+    for e in range(lo, hi):
+        o += min(pv[cols[e]], vals[e])
+    return o
+
+
 @njit(cache=True, parallel=True)
 def _l1_topk_kernel(
-    indptr, indices, data, cptr, crow, cval, n_rows, k, out_idx, out_dist, quantum, nchunks
+    indptr,
+    indices,
+    data,
+    cptr,
+    crow,
+    cval,
+    pptr,
+    pcol,
+    pval,
+    n_rows,
+    n_cols,
+    k,
+    out_idx,
+    out_dist,
+    quantum,
+    step,
+    nchunks,
 ):
     q_far = np.rint(2.0 / quantum)
     for c in prange(nchunks):
         start = c * n_rows // nchunks
         stop = (c + 1) * n_rows // nchunks
-        acc = np.zeros(n_rows)
-        mark = np.zeros(n_rows, dtype=np.bool_)
-        touched = np.empty(n_rows, dtype=np.int64)
-        keys = np.empty(n_rows, dtype=np.int64)
-        chosen = np.zeros(n_rows, dtype=np.bool_)
+        widest = 0
         for i in range(start, stop):
-            t = 0
-            for e in range(indptr[i], indptr[i + 1]):
-                col = indices[e]
-                pv = data[e]
-                for f in range(cptr[col], cptr[col + 1]):
-                    j = crow[f]
-                    if j == i:
+            widest = max(widest, indptr[i + 1] - indptr[i])
+        pv = np.zeros(n_cols)
+        seen = np.zeros(n_rows, dtype=np.bool_)
+        chosen = np.zeros(n_rows, dtype=np.bool_)
+        met = np.empty(n_rows, dtype=np.int64)
+        heap = np.empty(k, dtype=np.int64)
+        mass = np.empty(widest)
+        cur = np.empty(widest, dtype=np.int64)
+        end = np.empty(widest, dtype=np.int64)
+        for i in range(start, stop):
+            s0 = indptr[i]
+            s = indptr[i + 1] - s0
+            for x in range(s):
+                col = indices[s0 + x]
+                pv[col] = data[s0 + x]
+                mass[x] = data[s0 + x]
+                cur[x] = cptr[col]
+                end[x] = cptr[col + 1]
+            n_met = 0
+            size = 0
+            o_min = -1.0  # a full heap rejects any overlap below this (stale = conservative)
+            while True:
+                bound = 0.0  # no recipe met yet can overlap p by more than this
+                for x in range(s):
+                    if cur[x] < end[x]:
+                        bound += min(mass[x], cval[cur[x]])
+                if bound <= 0.0:
+                    break
+                drop = step
+                if size == k:
+                    kth = heap[0] // n_rows
+                    if (2.0 - 2.0 * bound) / quantum > kth + 2.0:
+                        break  # every recipe not met yet ranks after the k-th: done
+                    o_min = (2.0 - (kth + 2.0) * quantum) / 2.0
+                    drop = min(bound - o_min, step)
+                # the list that lowers the bound by ``drop`` (or all it can) in fewest postings
+                best = -1
+                best_rate = 0.0
+                best_to = 0
+                for x in range(s):
+                    if cur[x] >= end[x]:
                         continue
-                    if not mark[j]:
-                        mark[j] = True
-                        touched[t] = j
-                        t += 1
-                    acc[j] += min(pv, cval[f])
-            nt = 0
-            for x in range(t):
-                j = touched[x]
-                q = np.rint((2.0 - 2.0 * acc[j]) / quantum)
-                if q < q_far:
-                    keys[nt] = np.int64(q) * n_rows + j
-                    nt += 1
-            if nt > k:
-                sel = np.sort(np.partition(keys[:nt], k - 1)[:k])
-            else:
-                sel = np.sort(keys[:nt])
+                    part = min(mass[x], cval[cur[x]])
+                    if part <= 0.0:
+                        continue
+                    d = min(drop, part)
+                    lo = cur[x]
+                    hi = end[x]
+                    while lo < hi:  # first posting at or below part - d (values descending)
+                        mid = (lo + hi) >> 1
+                        if cval[mid] > part - d:
+                            lo = mid + 1
+                        else:
+                            hi = mid
+                    rate = (lo - cur[x]) / d
+                    if best < 0 or rate < best_rate:
+                        best = x
+                        best_rate = rate
+                        best_to = lo
+                if best < 0:
+                    break
+                for f in range(cur[best], best_to):
+                    j = crow[f]
+                    if j == i or seen[j]:
+                        continue
+                    seen[j] = True
+                    met[n_met] = j
+                    n_met += 1
+                    o = _overlap(pv, pcol, pval, pptr[f], pptr[f + 1])
+                    if size == k and o < o_min:
+                        continue
+                    q = np.rint((2.0 - 2.0 * o) / quantum)
+                    if q < q_far:
+                        size = _heap_offer(heap, size, np.int64(q) * n_rows + j)
+                cur[best] = best_to
+            sel = np.sort(heap[:size])
             filled = 0
-            for x in range(sel.shape[0]):
+            for x in range(size):
                 j = sel[x] % n_rows
+                o = _overlap(pv, indices, data, indptr[j], indptr[j + 1])
                 out_idx[i, filled] = j
-                out_dist[i, filled] = max(0.0, 2.0 - 2.0 * acc[j])
+                out_dist[i, filled] = max(0.0, 2.0 - 2.0 * o)
                 chosen[j] = True
                 filled += 1
             j = 0
             while filled < k and j < n_rows:  # distance 2 (no shared ingredient): by index
                 if j != i and not chosen[j]:
+                    o = _overlap(pv, indices, data, indptr[j], indptr[j + 1])
                     out_idx[i, filled] = j
-                    out_dist[i, filled] = max(0.0, 2.0 - 2.0 * acc[j])
+                    out_dist[i, filled] = max(0.0, 2.0 - 2.0 * o)
                     filled += 1
                 j += 1
-            for x in range(sel.shape[0]):
+            for x in range(size):
                 chosen[sel[x] % n_rows] = False
-            for x in range(t):
-                acc[touched[x]] = 0.0
-                mark[touched[x]] = False
+            for x in range(n_met):
+                seen[met[x]] = False
+            for x in range(s):
+                pv[indices[s0 + x]] = 0.0
 
 
 def l1_topk(fractions: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest rows by L1 distance, self excluded, no dense N x N matrix.
 
-    Uses L1(p, q) = 2 - 2 * sum_a min(p_a, q_a) for probability vectors, accumulated over the
-    recipes sharing an ingredient (inverted index); recipes sharing none are at distance 2.
+    For probability vectors L1(p, q) = 2 - 2 * sum_a min(p_a, q_a), summed over p's
+    ingredients. A threshold search (Fagin's threshold algorithm, on that overlap) reads, for
+    each of p's ingredients, the recipes using it from the largest amount down. A recipe not
+    met yet in list a uses at most the list's current amount f_a of it, so it overlaps p by at
+    most sum_a min(p_a, f_a); the search stops once that bound ranks after the k-th best
+    distance found (with a two-quantum margin for round-off), so the result equals a full scan:
+    exact, ties by index. Each step reads the list that lowers the bound by up to
+    ``L1_STEP`` in the fewest postings. Every posting carries a copy of its recipe's row, so
+    a recipe met is scored from memory read in sequence; that copy costs sum over recipes of
+    (row length)^2 entries. Recipes sharing no ingredient (distance 2) fill up by index.
+
+    Why not an inverted index accumulating every posting: its work is the sum of squared
+    posting-list lengths, quadratic in N when some ingredients are in a third of all recipes;
+    the threshold search reads a few percent of those postings at 100,000 recipes.
 
     Returns
     -------
     indices : (N, k') int64, k' = min(k, N - 1), ordered by (rank_key(distance), index).
     distances : (N, k') float64.
     """
-    f = fractions.tocsr()
-    f.sort_indices()
-    n = f.shape[0]
+    f = sp.csr_matrix(fractions, dtype=np.float64, copy=True)
+    f.sum_duplicates()
+    n, m = f.shape
     kk = max(min(int(k), n - 1), 0)
     out_idx = np.zeros((n, kk), dtype=np.int64)
     out_dist = np.zeros((n, kk), dtype=np.float64)
     if n < 2 or kk == 0:
         return out_idx, out_dist
-    csc = f.tocsc()
-    csc.sort_indices()
+    indptr = f.indptr.astype(np.int64)
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    order = np.lexsort((rows, -f.data, f.indices))  # by column, amount descending, row
+    crow = rows[order]
+    cval = f.data[order]
+    cptr = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(np.bincount(f.indices, minlength=m), out=cptr[1:])
+    lens = np.diff(indptr)[crow]
+    pptr = np.zeros(crow.size + 1, dtype=np.int64)
+    np.cumsum(lens, out=pptr[1:])
+    src = np.repeat(indptr[crow] - pptr[:-1], lens) + np.arange(pptr[-1])
     _l1_topk_kernel(
-        f.indptr.astype(np.int64),
+        indptr,
         f.indices.astype(np.int64),
-        f.data.astype(np.float64),
-        csc.indptr.astype(np.int64),
-        csc.indices.astype(np.int64),
-        csc.data.astype(np.float64),
+        f.data,
+        cptr,
+        crow,
+        cval,
+        pptr,
+        f.indices[src].astype(np.int32),
+        f.data[src],
         n,
+        m,
         kk,
         out_idx,
         out_dist,
         RANK_QUANTUM,
+        L1_STEP,
         min(n, 8 * numba.get_num_threads()),
     )
     return out_idx, out_dist
