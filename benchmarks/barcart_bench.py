@@ -1,7 +1,11 @@
-"""Speed and memory of barcart's fast path against the plain reference, on synthetic data.
+"""Speed and memory of barcart's fast path against the plain reference, on the site's data.
 
-    python benchmarks/barcart_bench.py [--sizes 1000,5000,20000,100000] [--repeats 3]
-        [--reference-max 1000]
+    python benchmarks/barcart_bench.py [--sizes sample,1000,5000,20000,100000] [--repeats 3]
+        [--reference-max 1000] [--data synth|barcart]
+
+Data (``benchmarks/site_data.py``): ``sample`` is the bundled sample; a number N is the
+synthetic site ``cocktail-assets db synth --recipes N`` loads (``--data synth``, the default)
+or barcart's own uniform-Zipf generator (``--data barcart``).
 
 Each size runs in its own subprocess (so peak RSS is per size). Prints one line per
 (N, stage): median seconds over the repeats, peak RSS of the process so far (MiB), and where
@@ -37,7 +41,7 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_one(n: int, repeats: int, with_reference: bool) -> dict:
+def run_one(size: str, data: str, repeats: int, with_reference: bool) -> dict:
     from barcart import (
         EMParams,
         embed_em,
@@ -60,7 +64,10 @@ def run_one(n: int, repeats: int, with_reference: bool) -> dict:
     embed_manhattan(small)
     nearest_neighbors(res, rs.n_recipes)
 
-    tree, allow, matrix = synthetic_recipes(n, 500, seed=0)
+    from site_data import recipe_set
+
+    tree, allow, matrix = recipe_set(size, data)
+    n = matrix.n_recipes
     rolled = rollup(matrix, tree, allow)
     ids = tree.ancestors_closure(rolled.ingredient_ids)
     cost = tree_distance_matrix(tree, ids)
@@ -90,6 +97,7 @@ def run_one(n: int, repeats: int, with_reference: bool) -> dict:
         nearest_neighbors(res, rolled.n_recipes)
         record("similarity", time.perf_counter() - t0)
     out = {
+        "size": size,
         "n": n,
         "pairs": len(res.pair_i),
         "iterations": res.iterations,
@@ -118,25 +126,29 @@ def run_one(n: int, repeats: int, with_reference: bool) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="1000,5000,20000,100000")
+    ap.add_argument("--sizes", default="sample,1000,5000,20000,100000")
+    ap.add_argument("--data", choices=("synth", "barcart"), default="synth")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--reference-max", type=int, default=1000)
-    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one is not None:
-        print(json.dumps(run_one(args.one, args.repeats, args.one <= args.reference_max)))
+        small = args.one == "sample" or int(args.one) <= args.reference_max
+        print(json.dumps(run_one(args.one, args.data, args.repeats, small)))
         return
     results = []
     print(
         f"{'N':>7} {'stage':<15} {'seconds':>9} {'peak MiB':>9} {'plain/fast':>10} "
         f"{'canon/fast':>10}"
     )
-    for n in [int(s) for s in args.sizes.split(",") if s]:
+    for size in [s for s in args.sizes.split(",") if s]:
         cmd = [
             sys.executable,
             __file__,
             "--one",
-            str(n),
+            size,
+            "--data",
+            args.data,
             "--repeats",
             str(args.repeats),
             "--reference-max",
@@ -145,6 +157,7 @@ def main() -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(r)
+        n = r["n"]
         for stage, sec in r["fast"].items():
             ratios = []
             for label in ("reference", "canonical"):
@@ -160,7 +173,7 @@ def main() -> None:
                     f"{r[label + '_spearman']:.4f}"
                 )
         print(f"{n:>7} ({r['pairs']} pairs, {r['iterations']} iterations)", flush=True)
-    big = [r for r in results if r["n"] >= 5000]
+    big = [r for r in results if r["size"] != "sample" and r["n"] >= 5000]
     if len(big) >= 2:
         x = np.log([r["n"] for r in big])
         t = np.polyfit(x, np.log([r["fast"]["em total"] for r in big]), 1)[0]
