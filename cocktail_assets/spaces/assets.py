@@ -16,6 +16,7 @@ import numpy as np
 from barcart import (
     EMResult,
     RecipeMatrix,
+    TreeMetric,
     embed_em,
     embed_knn,
     fit_em,
@@ -138,7 +139,10 @@ def em_fit(context: dg.AssetExecutionContext, rolled: RecipeMatrix, catalog: Ing
     def progress(stage: str, done: int, total: int) -> None:
         context.log.info(f"EM fit: {stage} {done}/{total}")
 
-    result = fit_em(rolled, cost_ids, cost, params.em_params(), progress=progress)
+    metric = TreeMetric.from_tree(catalog.tree, cost_ids, params.edge_weight)
+    result = fit_em(
+        rolled, cost_ids, cost, params.em_params(), progress=progress, tree_metric=metric
+    )
     uris = _publish_em_arrays(
         context.resources.store, result, rolled.recipe_ids, params.dense_distance_limit
     )

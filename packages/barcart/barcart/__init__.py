@@ -10,6 +10,7 @@ from barcart.rollup import rollup
 from barcart.similarity import Neighbor, nearest_neighbors
 from barcart.synthetic import synthetic_recipes
 from barcart.tree import IngredientTree, TreeError, tree_distance_matrix
+from barcart.tree_emd import TreeMetric, tree_emd_pairs
 from barcart.volumes import RecipeMatrix, row_volumes_ml, volume_fractions
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "RecipeMatrix",
     "TransportPlans",
     "TreeError",
+    "TreeMetric",
     "embed_em",
     "embed_knn",
     "embed_manhattan",
@@ -32,6 +34,7 @@ __all__ = [
     "row_volumes_ml",
     "synthetic_recipes",
     "tree_distance_matrix",
+    "tree_emd_pairs",
     "volume_fractions",
 ]
 __version__ = "0.1.0"

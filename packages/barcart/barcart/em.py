@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from barcart import _select
 from barcart._validate import check_cost, check_fractions
 from barcart.emd import emd_pairs
+from barcart.tree_emd import TreeMetric, tree_emd_pairs
 from barcart.volumes import RecipeMatrix
 
 Progress = Callable[[str, int, int], None]
@@ -246,6 +247,17 @@ def candidate_pairs_known(
     return _unique_pairs(rows, nbr[pos], n)
 
 
+def m_step_selection(
+    pair_i: np.ndarray, pair_j: np.ndarray, distances: np.ndarray, n: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The M-step's neighbours: per recipe its k nearest computed pairs (by rank key, then
+    neighbour index). Returns (rows, pairs): the recipe and the pair index of each entry."""
+    indptr, _, pair = _select.directed_csr(pair_i, pair_j, n)
+    out_ptr, pos = _select.row_topk(indptr, _select.rank_key(distances[pair]), k)
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(out_ptr))
+    return rows, pair[pos]
+
+
 def m_step_counts(
     pair_i: np.ndarray,
     pair_j: np.ndarray,
@@ -258,12 +270,14 @@ def m_step_counts(
     p: int,
     params: EMParams,
 ) -> np.ndarray:
-    """Symmetrised weighted flow counts T (p, p) of the M-step."""
-    indptr, nbr, pair = _select.directed_csr(pair_i, pair_j, n)
-    out_ptr, pos = _select.row_topk(indptr, _select.rank_key(distances[pair]), params.k_neighbors)
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(out_ptr))
-    q = pair[pos]
+    """Symmetrised weighted flow counts T (p, p) of the M-step.
+
+    Reads the plans of the pairs :func:`m_step_selection` picks and no other.
+    """
+    rows, q = m_step_selection(pair_i, pair_j, distances, n, params.k_neighbors)
     d = distances[q]
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=out_ptr[1:])
     dmin = np.full(n, np.inf)
     nonempty = np.diff(out_ptr) > 0
     if d.size:
@@ -282,6 +296,36 @@ def m_step_counts(
     return (counts + counts.T) / 2.0
 
 
+def _tree_e_step(
+    f: sp.csr_matrix,
+    col_to_cost: np.ndarray,
+    cost: np.ndarray,
+    metric: TreeMetric,
+    pi: np.ndarray,
+    pj: np.ndarray,
+    n: int,
+    k_neighbors: int,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """First E-step under the tree cost: every distance in closed form, plans (exact
+    transport) only for the pairs the M-step reads; the other pairs get empty plans."""
+    dist = tree_emd_pairs(f, col_to_cost, metric, pi, pj)
+    _, read = m_step_selection(pi, pj, dist, n, k_neighbors)
+    read = np.unique(read)
+    d_read, ptr_read, src, tgt, mass = emd_pairs(f, col_to_cost, cost, pi[read], pj[read])
+    scale = max(1.0, float(np.abs(dist[read]).max(initial=0.0)))
+    if read.size and np.abs(d_read - dist[read]).max() > 1e-9 * scale:
+        worst = int(read[np.argmax(np.abs(d_read - dist[read]))])
+        raise RuntimeError(
+            f"tree closed form and transport solver disagree on pair {worst}: the starting "
+            "cost is not the tree metric's distance"
+        )
+    counts = np.zeros(pi.shape[0], dtype=np.int64)
+    counts[read] = np.diff(ptr_read)
+    ptr = np.zeros(pi.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return dist, (ptr, src, tgt, mass)
+
+
 def fit_em(
     matrix: RecipeMatrix,
     cost_ids: np.ndarray,
@@ -290,6 +334,7 @@ def fit_em(
     progress: Progress | None = None,
     *,
     timings: dict[str, float] | None = None,
+    tree_metric: TreeMetric | None = None,
 ) -> EMResult:
     """Learn ingredient costs by alternating exact EMD (E) and flow statistics (M).
 
@@ -302,6 +347,11 @@ def fit_em(
     progress : called as ``progress(stage, done, total)`` after each stage ("candidates",
         "e-step", "m-step") of each iteration, ``done`` being the 1-based iteration.
     timings : if given, seconds per stage are accumulated into it under the same names.
+    tree_metric : the tree whose path lengths ``cost`` is (as the spec's starting cost is).
+        Given, the first E-step computes every distance in closed form
+        (:mod:`barcart.tree_emd`) and solves transport problems only for the pairs whose plans
+        the M-step reads; the result is the same. ``cost`` must equal ``tree_metric.matrix()``
+        (ValueError otherwise).
 
     Returns
     -------
@@ -311,6 +361,12 @@ def fit_em(
         than 2 recipes there is no pair: the starting cost is returned, ``iterations == 0``.
     """
     ids, cur, col_to_cost = check_em_inputs(matrix, cost_ids, cost)
+    if tree_metric is not None:
+        expected = tree_metric.matrix()
+        if expected.shape != cur.shape or not np.allclose(
+            expected, cur, rtol=1e-12, atol=1e-12 * max(1.0, float(cur.max(initial=0.0)))
+        ):
+            raise ValueError("cost is not the distance matrix of tree_metric")
     n = matrix.n_recipes
     p = ids.shape[0]
     f = matrix.fractions
@@ -324,11 +380,13 @@ def fit_em(
 
     if n < 2:  # no pair, nothing to learn from: keep the starting cost
         return EMResult.unfitted(ids, cur)
+    start = cur
     history: list[float] = []
     pi = pj = np.zeros(0, dtype=np.int64)
     dist = np.zeros(0)
     plans = (np.zeros(1, dtype=np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), dist)
     converged = False
+    partial = False
     it = 0
     for it in range(1, params.max_iter + 1):
         t0 = time.perf_counter()
@@ -337,8 +395,15 @@ def fit_em(
         else:
             pi, pj = candidate_pairs_known(pi, pj, dist, n, params.k_candidates)
         t0 = tick("candidates", t0, it)
-        dist, ptr, src, tgt, mass = emd_pairs(f, col_to_cost, cur, pi, pj)
-        plans = (ptr, src, tgt, mass)
+        partial = it == 1 and tree_metric is not None and params.max_iter > 1
+        if partial:
+            dist, plans = _tree_e_step(
+                f, col_to_cost, cur, tree_metric, pi, pj, n, params.k_neighbors
+            )
+        else:
+            dist, *flows = emd_pairs(f, col_to_cost, cur, pi, pj)
+            plans = tuple(flows)
+        ptr, src, tgt, mass = plans
         t0 = tick("e-step", t0, it)
         counts = m_step_counts(pi, pj, dist, ptr, src, tgt, mass, n, p, params)
         new = cost_from_counts(counts, params.alpha, params.median_target)
@@ -349,6 +414,9 @@ def fit_em(
         if change < params.tol:
             converged = True
             break
+    if partial:  # stopped after the first iteration: the result holds every pair's plan
+        _, *flows = emd_pairs(f, col_to_cost, start, pi, pj)
+        plans = tuple(flows)
     return EMResult(
         cost_ids=ids,
         cost=cur,
