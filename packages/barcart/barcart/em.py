@@ -9,6 +9,10 @@ spec leaves open, made the same way in :mod:`barcart.reference`:
 - later iterations read "each recipe's top-K by the previous iteration's EMD" as: among the
   pairs computed in the previous iteration (other distances are unknown), so the pair set
   never grows after iteration 1;
+- the first E-step, when the caller passes the tree of the starting cost, takes every distance
+  from the closed form on the tree (:mod:`barcart.tree_emd`) and solves transport problems only
+  for the pairs whose plans the M-step reads (the k nearest of each recipe); later E-steps
+  (learned costs are no tree metric) solve every pair;
 - when a pair has several optimal plans (common: the starting tree cost has many ties), the
   plan is the optimal one minimising a fixed secondary cost (:func:`barcart.emd.tie_break`),
   so the learned cost does not depend on the solver's pivoting order. With this rule the fast
