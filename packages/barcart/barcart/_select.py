@@ -114,7 +114,7 @@ def _l1_topk_kernel(
             size = 0
             o_min = -1.0  # a full heap rejects any overlap below this (stale = conservative)
             while True:
-                bound = 0.0  # no recipe met yet can overlap p by more than this
+                bound = 0.0  # a recipe not met yet overlaps p by at most this
                 for x in range(s):
                     if cur[x] < end[x]:
                         bound += min(mass[x], cval[cur[x]])
@@ -126,7 +126,7 @@ def _l1_topk_kernel(
                     if (2.0 - 2.0 * bound) / quantum > kth + 2.0:
                         break  # every recipe not met yet ranks after the k-th: done
                     o_min = (2.0 - (kth + 2.0) * quantum) / 2.0
-                    drop = min(bound - o_min, step)
+                    drop = min(max(bound - o_min, quantum), step)  # > 0
                 # the list that lowers the bound by ``drop`` (or all it can) in fewest postings
                 best = -1
                 best_rate = 0.0
