@@ -77,6 +77,16 @@ def test_bad_metrics_are_refused_with_a_reason():
         TreeMetric.from_tree(tree, np.array([1, 3]))
 
 
+def test_bad_pair_inputs_are_refused():
+    metric = TreeMetric(np.array([-1, 0, 0]), np.ones(3))
+    f = sp.csr_matrix(np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]))
+    with pytest.raises(ValueError, match="col_to_cost"):
+        tree_emd_pairs(f, np.array([0, 1, 3]), metric, np.array([0]), np.array([1]))
+    with pytest.raises(ValueError, match="row indices in \\[0, 2\\)"):
+        tree_emd_pairs(f, np.arange(3), metric, np.array([0]), np.array([2]))
+    assert tree_emd_pairs(f, np.arange(3), metric, np.array([0]), np.array([1]))[0] == 1.5  # 0.5 x 1 + 0.5 x 2
+
+
 def _case(n: int, seed: int):
     tree, allow, matrix = synthetic_recipes(n, 200, seed=seed)
     rolled = rollup(matrix, tree, allow)

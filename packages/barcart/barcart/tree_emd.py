@@ -37,8 +37,10 @@ class TreeMetric:
     weight: np.ndarray
 
     def __post_init__(self) -> None:
-        parent = np.asarray(self.parent)
-        weight = np.asarray(self.weight)
+        parent = np.asarray(self.parent, dtype=np.int64)
+        weight = np.asarray(self.weight, dtype=np.float64)
+        object.__setattr__(self, "parent", parent)
+        object.__setattr__(self, "weight", weight)
         p = parent.shape[0] if parent.ndim == 1 else -1
         if p < 0 or weight.shape != (p,):
             raise ValueError("TreeMetric parent and weight must be 1-D of equal length")
@@ -151,8 +153,19 @@ def tree_emd_pairs(
     ``col_to_cost`` maps each column of ``fractions`` to its row in the metric (as for
     :func:`barcart.emd.emd_pairs`); rows are probability vectors.
     """
-    masses = subtree_masses(fractions, col_to_cost, metric)
+    cols = np.asarray(col_to_cost, dtype=np.int64)
+    p = metric.parent.shape[0]
+    if cols.shape != (fractions.shape[1],) or np.any((cols < 0) | (cols >= p)):
+        raise ValueError(
+            f"col_to_cost must map each of the {fractions.shape[1]} columns to a "
+            f"metric row in [0, {p})"
+        )
     pi = np.asarray(pair_i, dtype=np.int64)
+    pj = np.asarray(pair_j, dtype=np.int64)
+    n = fractions.shape[0]
+    if pi.shape != pj.shape or np.any((pi < 0) | (pi >= n) | (pj < 0) | (pj >= n)):
+        raise ValueError(f"pair_i and pair_j must be equal-length row indices in [0, {n})")
+    masses = subtree_masses(fractions, cols, metric)
     out = np.zeros(pi.shape[0])
     if pi.size:
         _weighted_l1_pairs(
@@ -161,7 +174,7 @@ def tree_emd_pairs(
             masses.data,
             np.asarray(metric.weight, dtype=np.float64),
             pi,
-            np.asarray(pair_j, dtype=np.int64),
+            pj,
             out,
             min(pi.size, 16 * numba.get_num_threads()),
         )
