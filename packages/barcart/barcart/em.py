@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -156,18 +157,17 @@ class EMResult:
         the pair), padded with -1 / inf / -1 where a recipe has fewer than k computed pairs.
         """
         n = int(n_recipes)
-        indptr, nbr, pair = _select.directed_csr(
-            self.pair_i.astype(np.int64), self.pair_j.astype(np.int64), n
+        near = nearest_known(
+            self.pair_i.astype(np.int64), self.pair_j.astype(np.int64), self.distances, n, int(k)
         )
-        out_ptr, pos = _select.row_topk(indptr, _select.rank_key(self.distances[pair]), int(k))
         idx = np.full((n, k), -1, dtype=np.int64)
         dist = np.full((n, k), np.inf)
         pq = np.full((n, k), -1, dtype=np.int64)
-        rows = np.repeat(np.arange(n), np.diff(out_ptr))
-        slot = np.arange(pos.size) - out_ptr[rows]
-        idx[rows, slot] = nbr[pos]
-        pq[rows, slot] = pair[pos]
-        dist[rows, slot] = self.distances[pair[pos]]
+        rows = near.rows()
+        slot = np.arange(rows.size) - near.ptr[rows]
+        idx[rows, slot] = near.neighbor
+        pq[rows, slot] = near.pair
+        dist[rows, slot] = self.distances[near.pair]
         return idx, dist, pq
 
 
@@ -241,25 +241,34 @@ def candidate_pairs_l1(fractions: sp.csr_matrix, k: int) -> tuple[np.ndarray, np
     return _unique_pairs(rows, idx.ravel(), n)
 
 
+class NearestKnown(NamedTuple):
+    """Per recipe its k nearest computed pairs, as CSR: recipe r's entries are
+    ``[ptr[r], ptr[r + 1])``, nearest first; ``neighbor`` the other recipe, ``pair`` the pair."""
+
+    ptr: np.ndarray
+    neighbor: np.ndarray
+    pair: np.ndarray
+
+    def rows(self) -> np.ndarray:
+        """The recipe of each entry."""
+        return np.repeat(np.arange(self.ptr.shape[0] - 1, dtype=np.int64), np.diff(self.ptr))
+
+
+def nearest_known(
+    pair_i: np.ndarray, pair_j: np.ndarray, distances: np.ndarray, n: int, k: int
+) -> NearestKnown:
+    """Each recipe's k nearest among the computed pairs (by rank key, then neighbour index)."""
+    indptr, nbr, pair = _select.directed_csr(pair_i, pair_j, n)
+    out_ptr, pos = _select.row_topk(indptr, _select.rank_key(distances[pair]), k)
+    return NearestKnown(out_ptr, nbr[pos], pair[pos])
+
+
 def candidate_pairs_known(
     pair_i: np.ndarray, pair_j: np.ndarray, distances: np.ndarray, n: int, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Later-iteration pairs: union of each recipe's top-k among the known pairs by distance."""
-    indptr, nbr, pair = _select.directed_csr(pair_i, pair_j, n)
-    out_ptr, pos = _select.row_topk(indptr, _select.rank_key(distances[pair]), k)
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(out_ptr))
-    return _unique_pairs(rows, nbr[pos], n)
-
-
-def m_step_selection(
-    pair_i: np.ndarray, pair_j: np.ndarray, distances: np.ndarray, n: int, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The M-step's neighbours: per recipe its k nearest computed pairs (by rank key, then
-    neighbour index). Returns (rows, pairs): the recipe and the pair index of each entry."""
-    indptr, _, pair = _select.directed_csr(pair_i, pair_j, n)
-    out_ptr, pos = _select.row_topk(indptr, _select.rank_key(distances[pair]), k)
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(out_ptr))
-    return rows, pair[pos]
+    near = nearest_known(pair_i, pair_j, distances, n, k)
+    return _unique_pairs(near.rows(), near.neighbor, n)
 
 
 def m_step_counts(
@@ -273,15 +282,17 @@ def m_step_counts(
     n: int,
     p: int,
     params: EMParams,
+    near: NearestKnown | None = None,
 ) -> np.ndarray:
     """Symmetrised weighted flow counts T (p, p) of the M-step.
 
-    Reads the plans of the pairs :func:`m_step_selection` picks and no other.
+    Reads the plans of each recipe's ``k_neighbors`` nearest pairs (``near``, computed here
+    unless the caller has it) and no other.
     """
-    rows, q = m_step_selection(pair_i, pair_j, distances, n, params.k_neighbors)
+    if near is None:
+        near = nearest_known(pair_i, pair_j, distances, n, params.k_neighbors)
+    rows, q, out_ptr = near.rows(), near.pair, near.ptr
     d = distances[q]
-    out_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=out_ptr[1:])
     dmin = np.full(n, np.inf)
     nonempty = np.diff(out_ptr) > 0
     if d.size:
@@ -309,12 +320,12 @@ def _tree_e_step(
     pj: np.ndarray,
     n: int,
     k_neighbors: int,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], NearestKnown]:
     """First E-step under the tree cost: every distance in closed form, plans (exact
-    transport) only for the pairs the M-step reads; the other pairs get empty plans."""
+    transport) only for the pairs the M-step reads (returned too); the others' plans are empty."""
     dist = tree_emd_pairs(f, col_to_cost, metric, pi, pj)
-    _, read = m_step_selection(pi, pj, dist, n, k_neighbors)
-    read = np.unique(read)
+    near = nearest_known(pi, pj, dist, n, k_neighbors)
+    read = np.unique(near.pair)
     d_read, ptr_read, src, tgt, mass = emd_pairs(f, col_to_cost, cost, pi[read], pj[read])
     scale = max(1.0, float(np.abs(dist[read]).max(initial=0.0)))
     if read.size and np.abs(d_read - dist[read]).max() > 1e-9 * scale:
@@ -327,7 +338,7 @@ def _tree_e_step(
     counts[read] = np.diff(ptr_read)
     ptr = np.zeros(pi.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
-    return dist, (ptr, src, tgt, mass)
+    return dist, (ptr, src, tgt, mass), near
 
 
 def fit_em(
@@ -400,8 +411,9 @@ def fit_em(
             pi, pj = candidate_pairs_known(pi, pj, dist, n, params.k_candidates)
         t0 = tick("candidates", t0, it)
         partial = it == 1 and tree_metric is not None and params.max_iter > 1
+        near = None
         if partial:
-            dist, plans = _tree_e_step(
+            dist, plans, near = _tree_e_step(
                 f, col_to_cost, cur, tree_metric, pi, pj, n, params.k_neighbors
             )
         else:
@@ -409,7 +421,7 @@ def fit_em(
             plans = tuple(flows)
         ptr, src, tgt, mass = plans
         t0 = tick("e-step", t0, it)
-        counts = m_step_counts(pi, pj, dist, ptr, src, tgt, mass, n, p, params)
+        counts = m_step_counts(pi, pj, dist, ptr, src, tgt, mass, n, p, params, near)
         new = cost_from_counts(counts, params.alpha, params.median_target)
         change = relative_change(new, cur)
         history.append(change)
