@@ -74,27 +74,19 @@ def admin_url() -> Iterator[str]:
         server.cleanup()
 
 
-def _with_db(url: str, name: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    params = conninfo_to_dict(url)
-    params["dbname"] = name
-    return make_conninfo(**params)
-
-
 def fresh_databases(admin: str, label: str) -> tuple[str, str]:
     """(site conninfo, dagster storage URL) of two new empty databases for one size."""
     from cocktail_assets.db.migrate import migrate
-    from cocktail_assets.resources.database import dagster_storage_url
+    from cocktail_assets.resources.database import dagster_storage_url, with_dbname
 
     names = (f"bench_{label}", f"bench_{label}_dagster")
     with psycopg.connect(admin, autocommit=True) as conn:
         for name in names:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{name}"')
-    site = _with_db(admin, names[0])
+    site = with_dbname(admin, names[0])
     migrate(site)
-    return site, dagster_storage_url(_with_db(admin, names[1]))
+    return site, dagster_storage_url(with_dbname(admin, names[1]))
 
 
 def load(site: str, size: str) -> int:

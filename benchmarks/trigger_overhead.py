@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from cocktail_assets.db.migrate import migrate
+from cocktail_assets.resources.database import with_dbname
 
 
 @contextmanager
@@ -45,7 +45,7 @@ def scratch_database() -> Iterator[str]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield make_conninfo(**{**conninfo_to_dict(admin), "dbname": name})
+        yield with_dbname(admin, name)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -19,18 +19,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from cocktail_assets.db.migrate import migrate
-from cocktail_assets.resources.database import as_url
+from cocktail_assets.resources.database import as_url, with_dbname
 
 TEMPLATE_DB = "cocktail_assets_template"
 
 
 def _with_db(url: str, dbname: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return as_url(make_conninfo(**params))
+    return as_url(with_dbname(url, dbname))
 
 
 @pytest.fixture(scope="session")

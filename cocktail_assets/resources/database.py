@@ -53,6 +53,11 @@ def as_url(conninfo: str) -> str:
     return f"postgresql://{auth}{netloc}/{dbname}{query}"
 
 
+def with_dbname(conninfo: str, dbname: str) -> str:
+    """The same server and credentials, another database (libpq key/value form)."""
+    return make_conninfo(conninfo, dbname=dbname)
+
+
 def dagster_storage_url(conninfo: str) -> str:
     """A URL for dagster-postgres: it issues psycopg2-style SQL, while SQLAlchemy 2.1 maps a
     bare ``postgresql://`` to psycopg 3, so the driver is named explicitly."""
