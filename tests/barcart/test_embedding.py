@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -78,14 +80,55 @@ def test_embed_em():
     np.testing.assert_array_equal(a, embed_em(res, matrix.n_recipes))
 
 
-def test_umap_kernels_cached_same_layout():
-    """Caching umap's compiled kernels changes where the code comes from, not the layout."""
-    from barcart.embedding import cache_umap_kernels
-
+def _knn40():
     rng = np.random.default_rng(0)
     n = 40
     idx = np.array([rng.choice(np.delete(np.arange(n), i), 6, replace=False) for i in range(n)])
-    dist = np.sort(rng.random((n, 6)), axis=1)
-    first = embed_knn(idx, dist)
-    assert cache_umap_kernels() == []  # idempotent: already switched (or compiled) by embed_knn
-    np.testing.assert_array_equal(first, embed_knn(idx, dist))
+    return idx, np.sort(rng.random((n, 6)), axis=1)
+
+
+def test_fit_emits_no_warning():
+    """umap-learn's routine notices are silenced by name; a new one (e.g. after an upgrade)
+    makes this test fail rather than disappear."""
+    idx, dist = _knn40()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        embed_knn(idx, dist)
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
+
+
+def test_an_unexpected_warning_reaches_the_caller(monkeypatch):
+    import umap
+
+    real = umap.UMAP.fit_transform
+
+    def noisy(self, *args, **kwargs):
+        warnings.warn("something new in umap-learn", FutureWarning, stacklevel=2)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(umap.UMAP, "fit_transform", noisy)
+    idx, dist = _knn40()
+    with pytest.warns(FutureWarning, match="something new"):
+        embed_knn(idx, dist)
+
+
+def test_numba_thread_count_restored_when_the_fit_fails(monkeypatch):
+    """UMAP.fit sets numba's thread count to n_jobs and restores it only on success."""
+    import numba
+    import umap
+
+    def failing(self, *args, **kwargs):
+        numba.set_num_threads(1)
+        raise RuntimeError("fit failed")
+
+    monkeypatch.setattr(umap.UMAP, "fit_transform", failing)
+    before = numba.get_num_threads()
+    idx, dist = _knn40()
+    with pytest.raises(RuntimeError, match="fit failed"):
+        embed_knn(idx, dist)
+    assert numba.get_num_threads() == before
+
+
+def test_layout_is_repeatable_in_process():
+    idx, dist = _knn40()
+    np.testing.assert_array_equal(embed_knn(idx, dist), embed_knn(idx, dist))

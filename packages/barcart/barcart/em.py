@@ -1,8 +1,10 @@
-"""EM fit of ingredient costs from recipe transport plans (spec: "EM-learned ingredient costs").
+"""EM fit of ingredient costs from recipe transport plans.
 
-Exactness: every E-step distance and plan is an exact optimum (see :mod:`barcart.emd`); the
-candidate search is exact (no approximate nearest neighbours, no N x N matrix). Choices the
-spec leaves open, made the same way in :mod:`barcart.reference`:
+The algorithm, its parameters and the reasons for them are in
+docs/analytics.md#em-learned-ingredient-cost. Exactness: every E-step distance and plan is an
+exact optimum (see :mod:`barcart.emd`); the candidate search is exact (no approximate nearest
+neighbours, no N x N matrix). Choices the algorithm itself leaves open, made the same way in
+:mod:`barcart.reference`:
 
 - ranking: distances are compared after rounding to 1e-10, ties go to the smaller recipe index;
   flow masses are compared after rounding to 1e-12, ties keep (source, target) order;
@@ -30,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from barcart import _select
-from barcart._validate import check_cost, check_fractions
+from barcart._validate import check_cost, check_fractions, check_pairs
 from barcart.emd import emd_pairs
 from barcart.tree_emd import TreeMetric, tree_emd_pairs
 from barcart.volumes import RecipeMatrix
@@ -40,7 +42,10 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class EMParams:
-    """EM settings; defaults are the old job's values except ``k_candidates`` (spec decision).
+    """EM settings (defaults and reasons: docs/analytics.md#em-learned-ingredient-cost).
+
+    ``k_candidates`` is a fixed count, not a fraction of N, so the pairs per iteration (at most
+    N x K) and the fit's work grow linearly with the number of recipes.
 
     max_iter : iterations at most (>= 1).
     tol : stop when ||new - old||_F / ||old||_F < tol (>= 0).
@@ -138,11 +143,8 @@ class EMResult:
         Known distances of 0 (identical recipes) are kept as *explicit* stored zeros: read the
         structure (``indptr``/``indices``), never call ``eliminate_zeros`` on it.
         """
-        n = int(n_recipes)
-        i = self.pair_i.astype(np.int64)
-        j = self.pair_j.astype(np.int64)
-        if i.size and max(i.max(), j.max()) >= n:
-            raise ValueError(f"n_recipes={n} is smaller than the recipe rows in the pairs")
+        n = _count("n_recipes", n_recipes, 0)
+        i, j = check_pairs(self.pair_i, self.pair_j, n, "the recipes")
         rows = np.concatenate([i, j])
         cols = np.concatenate([j, i])
         data = np.concatenate([self.distances, self.distances])
@@ -155,11 +157,17 @@ class EMResult:
 
         Returns indices (N, k) int64, distances (N, k) float64 and pair (N, k) int64 (index of
         the pair), padded with -1 / inf / -1 where a recipe has fewer than k computed pairs.
+        ValueError if a pair names a recipe row outside ``n_recipes`` (the compiled kernels
+        would write past their arrays).
         """
-        n = int(n_recipes)
-        near = nearest_known(
-            self.pair_i.astype(np.int64), self.pair_j.astype(np.int64), self.distances, n, int(k)
-        )
+        n = _count("n_recipes", n_recipes, 0)
+        k = _count("k", k, 1)
+        pi, pj = check_pairs(self.pair_i, self.pair_j, n, "the recipes")
+        if self.distances.shape != pi.shape:
+            raise ValueError(
+                f"distances has {self.distances.shape[0]} entries but there are {pi.shape[0]} pairs"
+            )
+        near = nearest_known(pi, pj, self.distances, n, k)
         idx = np.full((n, k), -1, dtype=np.int64)
         dist = np.full((n, k), np.inf)
         pq = np.full((n, k), -1, dtype=np.int64)
@@ -169,6 +177,13 @@ class EMResult:
         pq[rows, slot] = near.pair
         dist[rows, slot] = self.distances[near.pair]
         return idx, dist, pq
+
+
+def _count(name: str, value: object, least: int) -> int:
+    """``value`` as an int >= ``least`` (bools and fractional numbers refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    return int(value)
 
 
 def cost_from_counts(t: np.ndarray, alpha: float, median_target: float) -> np.ndarray:
@@ -362,11 +377,11 @@ def fit_em(
     progress : called as ``progress(stage, done, total)`` after each stage ("candidates",
         "e-step", "m-step") of each iteration, ``done`` being the 1-based iteration.
     timings : if given, seconds per stage are accumulated into it under the same names.
-    tree_metric : the tree whose path lengths ``cost`` is (as the spec's starting cost is).
-        Given, the first E-step computes every distance in closed form
-        (:mod:`barcart.tree_emd`) and solves transport problems only for the pairs whose plans
-        the M-step reads; the result is the same. ``cost`` must equal ``tree_metric.matrix()``
-        (ValueError otherwise).
+    tree_metric : the tree whose path lengths ``cost`` is (the usual starting cost, the tree
+        distance of docs/analytics.md#tree-distance, is one). Given, the first E-step computes
+        every distance in closed form (:mod:`barcart.tree_emd`) and solves transport problems
+        only for the pairs whose plans the M-step reads; the result is the same. ``cost`` must
+        equal ``tree_metric.matrix()`` (ValueError otherwise).
 
     Returns
     -------

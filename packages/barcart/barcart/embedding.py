@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import shortest_path
@@ -67,41 +68,26 @@ def _graph_mds(indices: np.ndarray, distances: np.ndarray) -> np.ndarray:
     return out
 
 
-# umap-learn 0.5 jit-compiles these without ``cache=True``: about 6 s in every new process
-# (smooth_knn_dist alone ~4 s), more than a warm refresh of 1,000 recipes takes otherwise.
-# Module-level dispatchers only; the parallel twin of the layout epoch is left alone (numba's
-# cache index does not key on ``parallel``, so the two variants must not share a cache entry).
-_UMAP_UNCACHED = (
-    ("umap.umap_", "smooth_knn_dist"),
-    ("umap.umap_", "compute_membership_strengths"),
-    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch"),
+# Warnings umap-learn 0.5 emits on every run of embed_knn, silenced by (category, module
+# regex, message regex; ``warnings.filterwarnings`` matches both regexes at the start).
+# Anything else the fit warns about (a new deprecation after an upgrade, "Spectral
+# initialisation failed", ...) reaches the caller.
+_UNDERSTOOD_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
+    # `import umap` without TensorFlow: only ParametricUMAP needs it, barcart never uses it.
+    (ImportWarning, r"umap\Z", r"Tensorflow not installed; ParametricUMAP will be unavailable"),
+    # metric="precomputed": the reducer cannot inverse_transform. Harmless: barcart keeps
+    # the layout and drops the reducer, it never calls inverse_transform.
+    (UserWarning, r"umap\.umap_\Z", r"using precomputed metric; inverse_transform will be"),
+    # precomputed_knn without an NNDescent index: the reducer cannot transform new points.
+    # Harmless for the same reason (no transform call: new recipes mean a new fit).
+    (UserWarning, r"umap\.umap_\Z", r"precomputed_knn\[2\] \(knn_search_index\) is not an"),
 )
 
 
-def cache_umap_kernels() -> list[str]:
-    """Let numba cache umap-learn's compiled kernels between processes (idempotent).
-
-    The same machine code is compiled with the same flags and stored in numba's cache folder
-    (``NUMBA_CACHE_DIR``, else ``__pycache__`` beside umap), so layouts are bit-identical;
-    the next process loads it instead of compiling. Returns the names of the dispatchers
-    switched to caching (already compiled or unknown ones are skipped).
-    """
-    import importlib
-
-    from numba.core.caching import NullCache
-    from numba.core.dispatcher import Dispatcher
-
-    done = []
-    for module_name, attr in _UMAP_UNCACHED:
-        try:
-            disp = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError):
-            continue
-        if isinstance(disp, Dispatcher) and isinstance(disp._cache, NullCache):
-            if not disp.overloads:
-                disp.enable_caching()
-                done.append(f"{module_name}.{attr}")
-    return done
+def _silence_understood_warnings() -> None:
+    """Inside ``warnings.catch_warnings()``: ignore exactly the warnings listed above."""
+    for category, module, message in _UNDERSTOOD_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
 
 
 def embed_knn(
@@ -120,9 +106,11 @@ def embed_knn(
     indices : (N, k) int, each recipe's nearest recipes (self excluded, nearest first);
         -1 marks a missing neighbour.
     distances : (N, k) float, matching distances (inf where missing).
-    n_neighbors : UMAP's n_neighbors, counting the recipe itself (the spec's 5 uses the 4
-        nearest others).
-    min_dist, random_state, umap_kwargs : passed to ``umap.UMAP``.
+    n_neighbors : UMAP's n_neighbors, counting the recipe itself (the default 5 uses the 4
+        nearest others; see docs/analytics.md#spaces).
+    min_dist, random_state, umap_kwargs : passed to ``umap.UMAP``. With a ``random_state``
+        UMAP runs single-threaded (it would force that itself, with a warning), so
+        ``n_jobs`` defaults to 1 then.
 
     Returns
     -------
@@ -130,6 +118,12 @@ def embed_knn(
     (0, 2); N = 1 -> the origin; N = 2 -> (-1, 0) and (1, 0). When N <= n_neighbors + 1 (too
     few points for UMAP's spectral start) the fallback is classical MDS of the shortest-path
     distances over the kNN graph.
+
+    No global state is changed: warnings are silenced only inside the fit and only those
+    listed in ``_UNDERSTOOD_WARNINGS``; numba's thread count, which ``UMAP.fit`` sets to
+    ``n_jobs`` and restores only when it succeeds, is restored here in any case. Whether
+    numba caches umap-learn's compiled kernels between processes is the application's
+    decision, not the library's.
     """
     idx = np.asarray(indices, dtype=np.int64)
     dist = np.asarray(distances, dtype=np.float64)
@@ -156,9 +150,9 @@ def embed_knn(
     if n <= n_neighbors + 1:
         return _graph_mds(idx, dist)
 
-    import umap  # heavy import (numba compilation), only when needed
-
-    cache_umap_kernels()
+    with warnings.catch_warnings():
+        _silence_understood_warnings()
+        import umap  # heavy import (numba compilation), only when needed
 
     k = n_neighbors - 1
     knn_i = np.full((n, n_neighbors), -1, dtype=np.int64)
@@ -170,6 +164,10 @@ def embed_knn(
     knn_d[:, 1 : 1 + take] = np.where(idx[:, :take] >= 0, dist[:, :take], np.inf)
     knn_d[knn_i < 0] = np.inf
     placeholder = sp.csr_matrix((n, n))  # UMAP only reads its shape when given the kNN
+    # A seed makes UMAP single-threaded anyway; saying so up front avoids its
+    # "n_jobs value 1 overridden to 1 by setting random_state" warning (same layout).
+    options: dict[str, Any] = {"n_jobs": 1} if random_state is not None else {}
+    options.update(umap_kwargs)
     reducer = umap.UMAP(
         n_components=2,
         n_neighbors=n_neighbors,
@@ -177,11 +175,15 @@ def embed_knn(
         random_state=random_state,
         metric="precomputed",
         precomputed_knn=(knn_i, knn_d),
-        **umap_kwargs,
+        **options,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        emb = reducer.fit_transform(placeholder)
+    threads = numba.get_num_threads()
+    try:
+        with warnings.catch_warnings():
+            _silence_understood_warnings()
+            emb = reducer.fit_transform(placeholder)
+    finally:
+        numba.set_num_threads(threads)
     emb = np.asarray(emb, dtype=np.float64)
     if not np.all(np.isfinite(emb)):
         return _graph_mds(idx, dist)

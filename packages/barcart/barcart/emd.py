@@ -15,6 +15,15 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
+from barcart._validate import (
+    ROW_SUM_TOL,
+    as_1d,
+    check_col_map,
+    check_cost,
+    check_fractions,
+    check_pairs,
+)
+
 # Reduced costs above -REDUCED_COST_RTOL * max|C| count as optimal. Dual values are exact up to
 # ~(m + n) * eps * max|C| (< 1e-14 relative here), so this never stops early by more than that.
 REDUCED_COST_RTOL = 1e-11
@@ -333,7 +342,7 @@ def emd_pairs(
     ----------
     fractions : (N, m) CSR, rows are probability vectors (no explicit zeros needed, but allowed).
     col_to_cost : (m,) int, row of ``cost`` for each column of ``fractions``.
-    cost : (p, p) float64 ground cost (any non-negative finite matrix).
+    cost : (p, p) float64 ground cost (any non-negative finite square matrix).
     pair_i, pair_j : (P,) int row indices.
 
     Returns
@@ -343,15 +352,24 @@ def emd_pairs(
     source, target : int32 cost-row indices (source in row pair_i, target in row pair_j).
     mass : float64 > 0, the plan's non-zero entries (a basic optimal plan), ordered by
         (source position, target position) within the pair.
+
+    Raises
+    ------
+    ValueError
+        Naming the offending row, pair or column: the compiled kernel does not bounds-check,
+        so fractions (CSR structure, rows summing to 1), ``cost`` (square, finite, >= 0),
+        ``col_to_cost`` and the pair indices are checked here, in O(nnz + P + p^2).
     """
-    f = fractions.tocsr()
-    f.sort_indices()
+    f = fractions.tocsr() if sp.issparse(fractions) else fractions
+    check_fractions(f)
+    if not f.has_sorted_indices:
+        f = f.sorted_indices()  # a sorted copy: the caller's matrix is left as it was
+    costc = check_cost(cost, None, symmetric=False)
+    col_map = check_col_map(col_to_cost, f.shape[1], costc.shape[0])
+    pi, pj = check_pairs(pair_i, pair_j, f.shape[0])
     indptr = f.indptr.astype(np.int64)
-    cols = np.asarray(col_to_cost, dtype=np.int32)[f.indices]
+    cols = col_map.astype(np.int32)[f.indices]
     vals = f.data.astype(np.float64)
-    costc = np.ascontiguousarray(cost, dtype=np.float64)
-    pi = np.asarray(pair_i, dtype=np.int64)
-    pj = np.asarray(pair_j, dtype=np.int64)
     P = pi.shape[0]
     sizes = np.diff(indptr)
     slots = np.maximum(sizes[pi] + sizes[pj] - 1, 0) if P else np.zeros(0, dtype=np.int64)
@@ -396,16 +414,35 @@ def emd_dense(
     """Exact EMD between two dense histograms (zeros allowed) and an optimal (m, n) plan.
 
     A wrapper over the same compiled solver, for tests and small problems. ``row_ids`` /
-    ``col_ids`` (default: positions) name the ingredients for the plan tie-break.
+    ``col_ids`` (default: positions) name the ingredients for the plan tie-break. ``a`` and
+    ``b`` must be non-empty, finite, >= 0 and of equal total mass; ``cost`` (m, n) finite and
+    >= 0 (ValueError naming the entry otherwise: the compiled solver checks nothing).
     """
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    b = np.ascontiguousarray(b, dtype=np.float64)
-    C = np.ascontiguousarray(cost, dtype=np.float64)
+    a = np.ascontiguousarray(as_1d("a", a, np.float64))
+    b = np.ascontiguousarray(as_1d("b", b, np.float64))
     m, n = a.shape[0], b.shape[0]
+    for name, h in (("a", a), ("b", b)):
+        if h.size == 0:
+            raise ValueError(f"{name} must have at least one entry")
+        bad = ~np.isfinite(h) | (h < 0)
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{name}[{pos}] = {float(h[pos])!r} is negative or non-finite")
+    if abs(a.sum() - b.sum()) > ROW_SUM_TOL * max(1.0, float(a.sum())):
+        raise ValueError(f"a and b differ in total mass: {float(a.sum())!r} and {float(b.sum())!r}")
+    C = np.ascontiguousarray(cost, dtype=np.float64)
     if C.shape != (m, n):
         raise ValueError(f"cost has shape {C.shape}, expected {(m, n)}")
-    row_ids = np.arange(m) if row_ids is None else row_ids
-    col_ids = np.arange(n) if col_ids is None else col_ids
+    if not np.all(np.isfinite(C) & (C >= 0)):
+        row = int(np.argwhere(~(np.isfinite(C) & (C >= 0)))[0, 0])
+        raise ValueError(f"cost row {row} has a negative or non-finite entry")
+    row_ids = np.arange(m) if row_ids is None else as_1d("row_ids", row_ids, np.int64)
+    col_ids = np.arange(n) if col_ids is None else as_1d("col_ids", col_ids, np.int64)
+    if row_ids.shape != (m,) or col_ids.shape != (n,):
+        raise ValueError(
+            f"row_ids and col_ids must have {m} and {n} entries, got {row_ids.shape[0]} "
+            f"and {col_ids.shape[0]}"
+        )
     L = max(m, n, 1)
     X = np.zeros((L, L))
     basic = np.zeros((L, L), dtype=np.bool_)

@@ -1,4 +1,5 @@
-"""Plain reference implementation of the EM fit, straight from the spec.
+"""Plain reference implementation of the EM fit, step by step as
+docs/analytics.md#em-learned-ingredient-cost states it.
 
 One ``ot.emd`` call per pair, dense N x N L1 matrix for the first candidates, Python loops
 for the M-step. It is the oracle for tests and the benchmark baseline; the assets never use it.
@@ -6,7 +7,7 @@ It shares only the result types, the input checks and the ranking rule with the 
 
 Two plan rules:
 
-- ``tie_break=False`` (the benchmark baseline, the issue's "one ``ot.emd`` call per pair"):
+- ``tie_break=False`` (the benchmark baseline, exactly one ``ot.emd`` call per pair):
   the plan is whichever optimal plan POT's network simplex returns;
 - ``tie_break=True`` (the default, the test oracle): among the optimal plans the one minimising
   the fixed secondary cost of :func:`barcart.emd.tie_break`, found by a second ``ot.emd``
@@ -93,7 +94,7 @@ def fit_em_reference(
 ) -> EMResult:
     """Same contract as :func:`barcart.em.fit_em`, computed the obvious way.
 
-    ``tie_break=False`` is the spec-literal plain implementation (exactly one ``ot.emd`` per
+    ``tie_break=False`` is the literal plain implementation (exactly one ``ot.emd`` per
     pair, POT's plan); ``True`` picks the canonical optimal plan like the fast path (a second
     ``ot.emd`` per pair), so that learned costs can be compared to round-off.
     """

@@ -1,4 +1,7 @@
-"""One-level rollup of substitutable leaf ingredients into their parents (spec: "Rollup")."""
+"""One-level rollup of substitutable leaf ingredients into their parents.
+
+See docs/analytics.md#rollup for the rule and why only one level is rolled up.
+"""
 
 from __future__ import annotations
 

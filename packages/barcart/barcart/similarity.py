@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from barcart import _select
+from barcart._validate import check_plans
 from barcart.em import EMResult
 
 
@@ -32,10 +33,21 @@ def nearest_neighbors(
 
     Sorted by distance then index (distances rounded to 1e-10 first). Flow ties keep the
     (from, to) cost-row order. A recipe with fewer computed pairs gets fewer neighbours.
+    ValueError if the result's pairs or plans are inconsistent (the compiled kernels that
+    read them do not bounds-check).
     """
     for name, value in (("n", n), ("top_flows", top_flows)):
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    plans = result.plans
+    check_plans(
+        plans.ptr,
+        plans.source,
+        plans.target,
+        plans.mass,
+        result.pair_i.shape[0],
+        result.cost_ids.shape[0],
+    )
     idx, dist, pair = result.knn(n_recipes, int(n))
     fs, ft, fm = _flows(result, int(top_flows))
     ids = result.cost_ids

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
+from barcart._validate import check_col_map, check_fractions, check_pairs
 from barcart.tree import IngredientTree
 
 
@@ -151,21 +152,14 @@ def tree_emd_pairs(
     """(P,) exact EMD of each pair of rows of ``fractions`` under the metric's path lengths.
 
     ``col_to_cost`` maps each column of ``fractions`` to its row in the metric (as for
-    :func:`barcart.emd.emd_pairs`); rows are probability vectors.
+    :func:`barcart.emd.emd_pairs`); rows are probability vectors. Inputs are checked as
+    :func:`barcart.emd.emd_pairs` checks them (ValueError naming the row, pair or column).
     """
-    cols = np.asarray(col_to_cost, dtype=np.int64)
-    p = metric.parent.shape[0]
-    if cols.shape != (fractions.shape[1],) or np.any((cols < 0) | (cols >= p)):
-        raise ValueError(
-            f"col_to_cost must map each of the {fractions.shape[1]} columns to a "
-            f"metric row in [0, {p})"
-        )
-    pi = np.asarray(pair_i, dtype=np.int64)
-    pj = np.asarray(pair_j, dtype=np.int64)
-    n = fractions.shape[0]
-    if pi.shape != pj.shape or np.any((pi < 0) | (pi >= n) | (pj < 0) | (pj >= n)):
-        raise ValueError(f"pair_i and pair_j must be equal-length row indices in [0, {n})")
-    masses = subtree_masses(fractions, cols, metric)
+    f = fractions.tocsr() if sp.issparse(fractions) else fractions
+    check_fractions(f)
+    cols = check_col_map(col_to_cost, f.shape[1], metric.parent.shape[0], "the metric")
+    pi, pj = check_pairs(pair_i, pair_j, f.shape[0])
+    masses = subtree_masses(f, cols, metric)
     out = np.zeros(pi.shape[0])
     if pi.size:
         _weighted_l1_pairs(

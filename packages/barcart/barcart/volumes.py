@@ -1,4 +1,4 @@
-"""Row volumes in ml and per-recipe volume fractions (spec: "Volume of one row")."""
+"""Row volumes in ml and per-recipe volume fractions (docs/analytics.md#volume-rule)."""
 
 from __future__ import annotations
 
@@ -32,9 +32,10 @@ def row_volumes_ml(
 
     Returns
     -------
-    (R,) float64 array, ml. The spec's rule, first match wins: 'to top' -> 90, 'to rinse' -> 5,
-    'each' (any case) -> 1, amount and conversion present -> amount * conversion, amount present
-    -> amount, amount NULL -> 1. Unit names other than 'each' are matched exactly.
+    (R,) float64 array, ml. The volume rule (docs/analytics.md#volume-rule), first match wins:
+    'to top' -> 90, 'to rinse' -> 5, 'each' (any case) -> 1, amount and conversion present ->
+    amount * conversion, amount present -> amount, amount NULL -> 1. Unit names other than
+    'each' are matched exactly.
     """
     amt = as_1d("amounts", amounts, np.float64)
     conv = as_1d("conversions", conversions, np.float64)
@@ -91,7 +92,8 @@ def volume_fractions(
     -------
     RecipeMatrix
         Duplicate (recipe, ingredient) rows are summed first; a recipe whose volumes sum to 0
-        is left out (spec), and zero-volume ingredients are not stored.
+        is left out (it has no distribution to compare, like a recipe without rows: see
+        docs/analytics.md#volume-rule), and zero-volume ingredients are not stored.
 
     Raises
     ------
@@ -109,7 +111,9 @@ def volume_fractions(
     bad = ~np.isfinite(vol) | (vol < 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"volumes_ml row {row} is {vol[row]!r}; volumes must be finite and >= 0")
+        raise ValueError(
+            f"volumes_ml row {row} is {float(vol[row])!r}; volumes must be finite and >= 0"
+        )
     recipes, r_idx = np.unique(rid, return_inverse=True)
     totals = np.bincount(r_idx, weights=vol, minlength=len(recipes))
     keep_recipe = totals > 0
