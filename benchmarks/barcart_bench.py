@@ -12,7 +12,7 @@ Each size runs in its own subprocess (so peak RSS is per size). Prints one line 
 the reference ran (N <= --reference-max) two ratios, reference seconds / fast seconds:
 
 - ``plain/fast``: against the PLAIN reference, ``fit_em_reference(..., tie_break=False)``:
-  exactly one ``ot.emd`` per pair, dense matrices, straight from the spec. This is the
+  exactly one ``ot.emd`` per pair, dense matrices, straight from docs/analytics.md. This is the
   baseline the issue's "30x" target is measured against.
 - ``canon/fast``: against the canonical-plan reference (``tie_break=True``, a second
   ``ot.emd`` per pair to pick the same optimal plan as the fast path; the test oracle).

@@ -76,8 +76,8 @@ def admin_url() -> Iterator[str]:
 
 def fresh_databases(admin: str, label: str) -> tuple[str, str]:
     """(site conninfo, dagster storage URL) of two new empty databases for one size."""
+    from cocktail_assets.db.connection import dagster_storage_url, with_dbname
     from cocktail_assets.db.migrate import migrate
-    from cocktail_assets.resources.database import dagster_storage_url, with_dbname
 
     names = (f"bench_{label}", f"bench_{label}_dagster")
     with psycopg.connect(admin, autocommit=True) as conn:

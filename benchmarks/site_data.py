@@ -6,8 +6,8 @@
 - with ``source="barcart"``, ``barcart.synthetic_recipes(N, 500, seed=0)`` instead (uniform
   Zipf popularity, no units), the library's own generator.
 
-Volumes follow the spec's unit rules (:func:`barcart.row_volumes_ml`), as the catalog asset
-does; no database is needed.
+Volumes follow the unit rules of docs/analytics.md#volume-rule (:func:`barcart.row_volumes_ml`),
+as the catalog asset does; no database is needed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from barcart.tree import ROOT
 
 
 def _sample() -> tuple[IngredientTree, np.ndarray, RecipeMatrix]:
-    from cocktail_assets.db.seed import read_sample
+    from cocktail_assets.db.sample import read_sample
 
     s = read_sample()
     ids = {ing.key: i + 1 for i, ing in enumerate(s.ingredients)}

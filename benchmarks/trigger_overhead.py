@@ -25,8 +25,8 @@ from contextlib import contextmanager
 
 import psycopg
 
+from cocktail_assets.db.connection import with_dbname
 from cocktail_assets.db.migrate import migrate
-from cocktail_assets.resources.database import with_dbname
 
 
 @contextmanager

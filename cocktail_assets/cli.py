@@ -28,7 +28,7 @@ def _settings():
 def _database_url(settings) -> str:
     if settings.database_url:
         return settings.database_url
-    from cocktail_assets.resources.embedded import ensure_embedded
+    from cocktail_assets.db.embedded import ensure_embedded
 
     return ensure_embedded(settings.local_dir).analytics_url
 
@@ -47,8 +47,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_db_seed(args: argparse.Namespace) -> int:
+    from cocktail_assets.db.connection import connect
     from cocktail_assets.db.seed import seed_sample
-    from cocktail_assets.resources.database import connect
 
     with connect(_database_url(_settings())) as conn:
         counts = seed_sample(conn)
@@ -57,8 +57,8 @@ def cmd_db_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_db_synth(args: argparse.Namespace) -> int:
+    from cocktail_assets.db.connection import connect
     from cocktail_assets.db.synth import synthesize
-    from cocktail_assets.resources.database import connect
 
     started = time.perf_counter()
     with connect(_database_url(_settings())) as conn:
@@ -70,22 +70,28 @@ def cmd_db_synth(args: argparse.Namespace) -> int:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     settings = _settings()
+    import dagster as dg
+
+    from cocktail_assets import definitions
     from cocktail_assets.refresh.run import run_refresh
 
-    return 0 if run_refresh(settings, args.select, out=print) else 1
+    job = dg.reconstructable(definitions.analytics_refresh_job)
+    graph = definitions.defs.resolve_asset_graph()
+    return 0 if run_refresh(settings, job, graph, args.select, out=print) else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings()
+    from cocktail_assets import definitions
     from cocktail_assets.refresh.status import print_status
 
-    print_status(settings, out=print)
+    print_status(settings, definitions.defs.resolve_asset_graph(), out=print)
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from cocktail_assets.environments import prepare_dagster_home
-    from cocktail_assets.resources.embedded import PROJECT_ROOT
+    from cocktail_assets.paths import PROJECT_ROOT
 
     settings = _settings()
     env = {**os.environ, **prepare_dagster_home(settings)}

@@ -1,26 +1,42 @@
-"""The code location: merges every domain of the asset graph; nothing else."""
+"""The code location: merges every domain of the asset graph; nothing else.
+
+``build_defs`` is the one way to build it: this module's ``defs`` (what ``dagster``/``dg``,
+the UI and the daemon load), the CLI, the Batch worker (through ``analytics_refresh_job``) and
+the tests all use it.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 
 from cocktail_assets.analytics import assets as analytics
 from cocktail_assets.catalog import assets as catalog
-from cocktail_assets.environments import build_resources, read_settings
-from cocktail_assets.refresh.jobs import LOGGERS, analytics_refresh
+from cocktail_assets.environments import Settings, build_resources, read_settings
+from cocktail_assets.refresh.jobs import JOB_NAME, LOGGERS, analytics_refresh
 from cocktail_assets.refresh.sensors import refresh_sensors
-from cocktail_assets.sources.assets import source_assets
+from cocktail_assets.site.assets import source_assets
 from cocktail_assets.spaces import assets as spaces
 
-settings = read_settings()
 
-defs = dg.Definitions(
-    assets=[
-        *source_assets,
-        *dg.load_assets_from_modules([catalog, analytics, spaces]),
-    ],
-    jobs=[analytics_refresh],
-    loggers=LOGGERS,
-    sensors=refresh_sensors(settings),
-    resources=build_resources(settings),
-)
+def build_defs(settings: Settings, resources: Mapping[str, Any] | None = None) -> dg.Definitions:
+    """The code location for ``settings``; ``resources`` replaces individual bindings (tests
+    bind their own database and store)."""
+    return dg.Definitions(
+        assets=[*source_assets, *dg.load_assets_from_modules([catalog, analytics, spaces])],
+        jobs=[analytics_refresh],
+        loggers=LOGGERS,
+        sensors=refresh_sensors(settings),
+        resources={**build_resources(settings), **(resources or {})},
+    )
+
+
+defs = build_defs(read_settings())
+
+
+def analytics_refresh_job() -> dg.JobDefinition:
+    """This code location's refresh job, for ``dg.reconstructable`` (the CLI's runs, which a
+    step launcher rebuilds on the Batch worker by this module and function name)."""
+    return defs.resolve_job_def(JOB_NAME)

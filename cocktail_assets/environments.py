@@ -22,9 +22,10 @@ from typing import Any
 
 from dagster import EnvVar, ResourceDefinition
 
+from cocktail_assets.db.connection import validate_conninfo
 from cocktail_assets.errors import ConfigError
-from cocktail_assets.resources.database import CocktailDatabase, validate_conninfo
-from cocktail_assets.resources.embedded import DEFAULT_LOCAL_DIR, PROJECT_ROOT
+from cocktail_assets.paths import DEFAULT_LOCAL_DIR, PROJECT_ROOT
+from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.resources.store import AnalyticsStore
 
 
@@ -160,7 +161,7 @@ def step_launcher_resource(settings: Settings) -> Any:
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     """All resources of the code location for one environment."""
-    from cocktail_assets.io_manager import ArtifactIOManager
+    from cocktail_assets.resources.io_manager import ArtifactIOManager
     from cocktail_assets.resources.params import AnalyticsParams
 
     store = store_resource(settings)
@@ -193,8 +194,8 @@ def prepare_dagster_home(settings: Settings) -> dict[str, str]:
     if os.environ.get("DAGSTER_PG_URL"):
         env["DAGSTER_PG_URL"] = os.environ["DAGSTER_PG_URL"]
     elif settings.embedded:
-        from cocktail_assets.resources.database import dagster_storage_url
-        from cocktail_assets.resources.embedded import ensure_embedded
+        from cocktail_assets.db.connection import dagster_storage_url
+        from cocktail_assets.db.embedded import ensure_embedded
 
         env["DAGSTER_PG_URL"] = dagster_storage_url(ensure_embedded(settings.local_dir).dagster_url)
     else:

@@ -20,8 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from cocktail_assets.db.connection import as_url, with_dbname
 from cocktail_assets.db.migrate import migrate
-from cocktail_assets.resources.database import as_url, with_dbname
 
 TEMPLATE_DB = "cocktail_assets_template"
 

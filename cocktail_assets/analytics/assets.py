@@ -15,14 +15,14 @@ from cocktail_assets.analytics.compute import (
     tree_depth,
     usage_counts,
 )
+from cocktail_assets.catalog.assets import CATALOG_IN
 from cocktail_assets.catalog.load import IngredientCatalog
 from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.resources.params import AnalyticsParams
 from cocktail_assets.resources.store import AnalyticsStore
-from cocktail_assets.sources.assets import source_key
+from cocktail_assets.site.assets import site_table_key
 
 GROUP = "analytics"
-CATALOG = dg.AssetIn(key=["catalog", "ingredient_tree"])
 
 
 def _pairs(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray]:
@@ -35,8 +35,8 @@ def _pairs(conn: psycopg.Connection) -> tuple[np.ndarray, np.ndarray]:
 @dg.asset(
     key=["analytics", "ingredient_usage"],
     group_name=GROUP,
-    ins={"catalog": CATALOG},
-    deps=[source_key("recipe_ingredients")],
+    ins={"catalog": CATALOG_IN},
+    deps=[site_table_key("recipe_ingredients")],
     kinds={"python", "s3"},
     description=(
         "Root ingredients with direct and hierarchical recipe counts, most used first. "
@@ -95,7 +95,7 @@ def ingredient_usage(
 @dg.asset(
     key=["analytics", "recipe_complexity"],
     group_name=GROUP,
-    deps=[source_key("recipe_ingredients")],
+    deps=[site_table_key("recipe_ingredients")],
     kinds={"python", "s3"},
     description="How many recipes have N distinct ingredients. Published as "
     "recipe-complexity.json.",
@@ -120,8 +120,8 @@ def recipe_complexity(
 @dg.asset(
     key=["analytics", "ingredient_tree"],
     group_name=GROUP,
-    ins={"catalog": CATALOG},
-    deps=[source_key("recipe_ingredients")],
+    ins={"catalog": CATALOG_IN},
+    deps=[site_table_key("recipe_ingredients")],
     kinds={"python", "s3"},
     description="The whole ingredient hierarchy with recipe counts, D3-ready. Published as "
     "ingredient-tree.json.",

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
-from dagster._core.events.log import EventLogEntry
-from dagster._serdes import deserialize_value, serialize_value
-from dagster._utils.error import SerializableErrorInfo
+from dagster import EventLogEntry, deserialize_value, serialize_value
+
+from cocktail_assets.dagster_private import SerializableErrorInfo
 
 ATTEMPT_ENV = "COCKTAIL_STEP_ATTEMPT"  # the attempt number, set per submission
 REF_NAME = "step_run_ref.pkl"

@@ -30,20 +30,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
-from dagster import ConfigurableResource, DagsterEventType, Failure, MetadataValue
-from dagster._core.code_pointer import FileCodePointer
-from dagster._core.definitions.reconstruct import ReconstructableJob
-from dagster._core.definitions.step_launcher import StepLauncher, StepRunRef
-from dagster._core.errors import DagsterExecutionInterruptedError, raise_execution_interrupts
-from dagster._core.events import DagsterEvent
-from dagster._core.events.log import EventLogEntry
-from dagster._core.execution.context.system import StepExecutionContext
-from dagster._core.execution.plan.external_step import step_context_to_step_run_ref
-from dagster._core.log_manager import (
-    LOG_RECORD_EVENT_ATTR,
-    LOG_RECORD_METADATA_ATTR,
-    construct_log_record_message,
-    construct_log_record_metadata,
+from dagster import (
+    ConfigurableResource,
+    DagsterEvent,
+    DagsterEventType,
+    DagsterExecutionInterruptedError,
+    EventLogEntry,
+    Failure,
+    MetadataValue,
+    StepExecutionContext,
+    StepLauncher,
+    StepRunRef,
+    raise_execution_interrupts,
+    step_context_to_step_run_ref,
 )
 from pydantic import Field, PrivateAttr
 
@@ -55,6 +54,14 @@ from cocktail_assets.batch.events import (
     ref_key,
     step_dir,
     user_error,
+)
+from cocktail_assets.dagster_private import (
+    LOG_RECORD_EVENT_ATTR,
+    LOG_RECORD_METADATA_ATTR,
+    FileCodePointer,
+    ReconstructableJob,
+    construct_log_record_message,
+    construct_log_record_metadata,
 )
 
 SPOT_RECLAIM_PREFIX = "Host EC2"

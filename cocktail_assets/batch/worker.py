@@ -171,10 +171,7 @@ def _parse_args(argv: Sequence[str]) -> str:
 
 def run(uri: str, attempt: int, s3: Any) -> int:
     """Run the step staged at ``uri`` as ``attempt``; returns the process exit status."""
-    from dagster._core.execution.plan.external_step import (
-        external_instance_from_step_run_ref,
-        run_step_from_ref,
-    )
+    from dagster import external_instance_from_step_run_ref, run_step_from_ref
 
     bucket, key = parse_s3_uri(uri)
     folder = attempt_dir_of_ref(key, attempt)

@@ -1,4 +1,7 @@
-"""Catalog assets: the ingredient tree and the recipes' volume fractions."""
+"""Catalog assets: the ingredient catalog (tree, names) and the recipes' volume fractions.
+
+Every other domain reads them through the ``AssetIn`` constants below.
+"""
 
 
 import time
@@ -6,37 +9,28 @@ import time
 import dagster as dg
 import numpy as np
 
+from cocktail_assets import queries
 from cocktail_assets.catalog.load import (
     IngredientCatalog,
     load_catalog,
     load_recipe_volumes,
+    recipes_with_volume,
 )
 from cocktail_assets.resources.database import CocktailDatabase
-from cocktail_assets.sources.assets import source_key
+from cocktail_assets.site.assets import site_table_key
 
 GROUP = "catalog"
-
-# Recipes with rows whose volumes, by the spec's rule, sum to more than 0: the spaces' recipes.
-_RECIPES_WITH_VOLUME = """
-SELECT ri.recipe_id
-FROM recipe_ingredients ri LEFT JOIN units u ON u.id = ri.unit_id
-GROUP BY ri.recipe_id
-HAVING sum(CASE
-    WHEN u.name = 'to top' THEN 90
-    WHEN u.name = 'to rinse' THEN 5
-    WHEN lower(u.name) = 'each' THEN 1
-    WHEN ri.amount IS NOT NULL AND u.conversion_to_ml IS NOT NULL
-        THEN ri.amount * u.conversion_to_ml
-    WHEN ri.amount IS NOT NULL THEN ri.amount
-    ELSE 1 END) > 0
-ORDER BY 1
-"""
+INGREDIENT_CATALOG_KEY = dg.AssetKey([GROUP, "ingredient_catalog"])
+RECIPE_VOLUMES_KEY = dg.AssetKey([GROUP, "recipe_volumes"])
+# The inputs other domains read, defined once.
+CATALOG_IN = dg.AssetIn(key=INGREDIENT_CATALOG_KEY)
+VOLUMES_IN = dg.AssetIn(key=RECIPE_VOLUMES_KEY)
 
 
 @dg.asset(
-    key=["catalog", "ingredient_tree"],
+    key=INGREDIENT_CATALOG_KEY,
     group_name=GROUP,
-    deps=[source_key("ingredients")],
+    deps=[site_table_key("ingredients")],
     kinds={"python", "postgres"},
     description=(
         "The ingredient hierarchy parsed from ingredients.path, with names and "
@@ -62,19 +56,23 @@ def ingredient_catalog(
 
 
 @dg.asset(
-    key=["catalog", "recipe_volumes"],
+    key=RECIPE_VOLUMES_KEY,
     group_name=GROUP,
-    ins={"catalog": dg.AssetIn(key=["catalog", "ingredient_tree"])},
-    deps=[source_key("recipes"), source_key("recipe_ingredients"), source_key("units")],
+    ins={"catalog": CATALOG_IN},
+    deps=[site_table_key("recipes"), site_table_key("recipe_ingredients"), site_table_key("units")],
     kinds={"python", "postgres"},
     description=(
-        "Each recipe's ingredients as volume fractions (rows sum to 1) by the spec's volume "
-        "rule, with recipe names and the ingredient lists the spaces display."
+        "Each recipe's ingredients as volume fractions (rows sum to 1) by the volume rule "
+        "(docs/analytics.md#volume-rule), with recipe names and the ingredient lists the "
+        "spaces display."
     ),
     check_specs=[
         dg.AssetCheckSpec(
-            "every_recipe_with_volume_present", asset=["catalog", "recipe_volumes"],
-            description="Exactly the recipes with a positive total volume (by SQL) are rows.",
+            "every_recipe_with_volume_present", asset=RECIPE_VOLUMES_KEY,
+            description=(
+                "Exactly the recipes whose rows, read again on their own, have a positive total "
+                "volume are rows, each once."
+            ),
         )
     ],
 )
@@ -84,7 +82,7 @@ def recipe_volumes(
     started = time.perf_counter()
     with database.snapshot() as conn:
         volumes = load_recipe_volumes(conn, catalog)
-        expected = np.array([r[0] for r in conn.execute(_RECIPES_WITH_VOLUME)], dtype=np.int64)
+        expected = recipes_with_volume(conn.execute(queries.RECIPE_INGREDIENT_ROWS).fetchall())
     got = volumes.matrix.recipe_ids
     missing = np.setdiff1d(expected, got)
     extra = np.setdiff1d(got, expected)

@@ -80,8 +80,26 @@ def load_catalog(conn: psycopg.Connection) -> IngredientCatalog:
     )
 
 
+def recipes_with_volume(rows: list[tuple]) -> np.ndarray:
+    """Sorted ids of the recipes whose ``RECIPE_INGREDIENT_ROWS`` have a positive total volume.
+
+    A second, deliberately plain path from the rows to the set of recipes (a per-recipe sum of
+    barcart's row volumes, no pandas, no matrix), for the check on ``load_recipe_volumes``.
+    """
+    if not rows:
+        return np.zeros(0, dtype=np.int64)
+    recipe = np.array([r[0] for r in rows], dtype=np.int64)
+    amounts = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64)
+    conversions = np.array([np.nan if r[4] is None else r[4] for r in rows], dtype=np.float64)
+    volumes = row_volumes_ml(amounts, [r[3] for r in rows], conversions)
+    ids, inverse = np.unique(recipe, return_inverse=True)
+    totals = np.bincount(inverse, weights=volumes, minlength=ids.size)
+    return ids[totals > 0]
+
+
 def load_recipe_volumes(conn: psycopg.Connection, catalog: IngredientCatalog) -> RecipeVolumes:
-    """Read recipe rows, convert them to ml by the spec's rule and normalise per recipe."""
+    """Read recipe rows, convert them to ml by the volume rule (barcart's ``row_volumes_ml``,
+    docs/analytics.md#volume-rule) and normalise per recipe."""
     rows = conn.execute(queries.RECIPE_INGREDIENT_ROWS).fetchall()
     recipe_names = dict(conn.execute(queries.RECIPES).fetchall())
     frame = pd.DataFrame(

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from cocktail_assets.db.migrate import migrate
+from cocktail_assets.db.seed import seed_sample
 from cocktail_assets.errors import DatabaseUnavailable
+from cocktail_assets.paths import DEFAULT_LOCAL_DIR
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_LOCAL_DIR = PROJECT_ROOT / ".local"
 ANALYTICS_DB = "cocktails"
 DAGSTER_DB = "dagster"
 
@@ -32,11 +33,8 @@ class EmbeddedDatabases:
 @cache
 def ensure_embedded(local_dir: Path = DEFAULT_LOCAL_DIR) -> EmbeddedDatabases:
     """Start (or join) the embedded server; create, migrate and seed its databases once."""
-    import pgserver
+    import pgserver  # only the embedded default needs it (not in the arm64 Batch image)
     import psycopg
-
-    from cocktail_assets.db.migrate import migrate
-    from cocktail_assets.db.seed import seed_sample
 
     pgdata = Path(local_dir) / "pgdata"
     pgdata.mkdir(parents=True, exist_ok=True)

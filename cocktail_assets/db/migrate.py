@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psycopg
 
+from cocktail_assets.db.connection import connect
 from cocktail_assets.errors import MigrationError
-from cocktail_assets.resources.database import connect
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Arbitrary but fixed: the key of the advisory lock that serialises migration runners.

@@ -30,11 +30,10 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from cocktail_assets.db.sample import SeedError, Unit
 from cocktail_assets.db.seed import (
     LOAD_LOCK_KEY,
     DatabaseNotEmptyError,
-    SeedError,
-    Unit,
     ensure_units,
     reserve_ids,
     table_counts,

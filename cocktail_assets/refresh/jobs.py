@@ -13,13 +13,14 @@ import sys
 from datetime import datetime
 
 import dagster as dg
-from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR
+
+from cocktail_assets.dagster_private import LOG_RECORD_METADATA_ATTR
+from cocktail_assets.tags import REFRESH_TAG
 
 JOB_NAME = "analytics_refresh"
-REFRESH_TAG = "cocktail-assets/refresh"
 
 # Every materializable asset of the graph (sources are observed, not materialized).
-ANALYTICS_SELECTION = dg.AssetSelection.groups("catalog", "analytics", "cocktail_spaces")
+ANALYTICS_SELECTION = dg.AssetSelection.groups("catalog", "analytics", "spaces")
 
 _SHOWN_EVENTS = ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "ASSET_MATERIALIZATION")
 
@@ -65,9 +66,3 @@ analytics_refresh = dg.define_asset_job(
 
 LOGGERS = {"console": dg.colored_console_logger, "progress": progress_logger}
 
-
-def refresh_job_def() -> dg.JobDefinition:
-    """The resolved job with this environment's resources (for ``reconstructable``)."""
-    from cocktail_assets.definitions import defs
-
-    return defs.resolve_job_def(JOB_NAME)

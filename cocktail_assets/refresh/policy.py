@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from cocktail_assets.refresh.tracking import PendingChanges, PendingTable
+from cocktail_assets.db.change_log import PendingChanges, PendingTable
 
 # Retry delay after the n-th consecutive failed refresh: 1, 2, 4, ... minutes, at most 30.
 BACKOFF_BASE = timedelta(minutes=1)

@@ -7,17 +7,20 @@ from collections.abc import Callable, Sequence
 
 import dagster as dg
 
-from cocktail_assets.environments import Settings, prepare_dagster_home
+from cocktail_assets.dagster_private import BaseAssetGraph, ReconstructableJob
+from cocktail_assets.environments import Settings, prepare_dagster_home, store_resource
 from cocktail_assets.errors import ConfigError
-from cocktail_assets.refresh.jobs import REFRESH_TAG, refresh_job_def
+from cocktail_assets.refresh.settle import settle_run
+from cocktail_assets.tags import REFRESH_TAG, TRIGGER_TAG
 
 
-def parse_selection(select: Sequence[str] | None) -> list[dg.AssetKey] | None:
+def parse_selection(
+    select: Sequence[str] | None, graph: BaseAssetGraph
+) -> list[dg.AssetKey] | None:
+    """The asset keys ``--select`` names; an unknown one is a ConfigError listing the known."""
     if not select:
         return None
-    from cocktail_assets.definitions import defs
-
-    known = {key.to_user_string(): key for key in defs.resolve_all_asset_keys()}
+    known = {key.to_user_string(): key for key in graph.get_all_asset_keys()}
     keys = []
     for item in select:
         if item not in known:
@@ -58,29 +61,33 @@ def format_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
 
 
 def run_refresh(
-    settings: Settings, select: Sequence[str] | None, out: Callable[[str], None] = print
+    settings: Settings,
+    job: ReconstructableJob,
+    graph: BaseAssetGraph,
+    select: Sequence[str] | None,
+    out: Callable[[str], None] = print,
 ) -> bool:
-    """Run the refresh job once (all assets, or ``select``); True when it succeeded."""
+    """Run the refresh ``job`` once (all assets, or ``select``); True when it succeeded.
+
+    ``job`` is reconstructable so a step launcher can rebuild it elsewhere; ``graph`` is the
+    same code location's asset graph (for the selection and what the run settles).
+    """
     os.environ.update(prepare_dagster_home(settings))
-    keys = parse_selection(select)
+    keys = parse_selection(select, graph)
     with dg.DagsterInstance.get() as instance:
         out(f"refreshing {'all analytics' if keys is None else ', '.join(select or [])}")
         result = dg.execute_job(
-            dg.reconstructable(refresh_job_def),
+            job,
             instance=instance,
             asset_selection=keys,
-            tags={REFRESH_TAG: "true", "cocktail-assets/trigger": "cli"},
+            tags={REFRESH_TAG: "true", TRIGGER_TAG: "cli"},
             raise_on_error=False,
             run_config={"loggers": {"progress": {}}},
         )
         table = summarize(instance, result.run_id)
         out(format_table(table, ("asset", "rows", "uri", "seconds")))
         if result.success:
-            from cocktail_assets.refresh.settle import settle_run
-
-            settle_run(instance, result.run_id, settings)
-            from cocktail_assets.environments import store_resource
-
+            settle_run(instance, result.run_id, settings, graph)
             out(f"refresh succeeded (run {result.run_id}); artifacts in "
                 f"{store_resource(settings).uri('')}")
         else:

@@ -20,26 +20,23 @@ from datetime import datetime
 
 import dagster as dg
 import psycopg
-from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
-from dagster._core.storage.tags import RUN_KEY_TAG
 
+from cocktail_assets.dagster_private import RUN_KEY_TAG, BaseAssetGraph
+from cocktail_assets.db.change_log import PendingChanges, pending_changes, settle
 from cocktail_assets.environments import Settings
 from cocktail_assets.errors import ConfigError, DatabaseUnavailable
-from cocktail_assets.refresh.jobs import JOB_NAME, REFRESH_TAG
+from cocktail_assets.refresh.jobs import JOB_NAME
 from cocktail_assets.refresh.policy import Decision, Policy, RunHistory, decide
 from cocktail_assets.refresh.settle import (
-    SETTLED_TAG,
-    code_location_graph,
     downstream_of_tables,
     settle_run,
     settle_unsettled_runs,
 )
-from cocktail_assets.refresh.tracking import PendingChanges, pending_changes, settle
-from cocktail_assets.resources.database import CHANGE_SNAPSHOT_TAG, CocktailDatabase
+from cocktail_assets.resources.database import CocktailDatabase
+from cocktail_assets.tags import CHANGE_SNAPSHOT_TAG, REFRESH_TAG, SETTLED_TAG, TRIGGER_TAG
 
 REFRESH_SENSOR_NAME = "refresh_sensor"
 SETTLE_SENSOR_NAME = "settle_on_success"
-TRIGGER_TAG = "cocktail-assets/trigger"
 
 # Queued, launching, running or being canceled: the run may still read and write analytics.
 # NOT_STARTED is left out: the daemon launches a created run only when its run key is
@@ -135,8 +132,11 @@ def run_selection(
 
 
 def _graph(context: dg.SensorEvaluationContext | dg.RunStatusSensorContext) -> BaseAssetGraph:
+    """The asset graph of the code location the sensor was loaded with."""
     repo = context.repository_def
-    return repo.asset_graph if repo is not None else code_location_graph()
+    if repo is None:
+        raise RuntimeError("the refresh sensors need their code location (repository_def)")
+    return repo.asset_graph
 
 
 def database_error(database: CocktailDatabase, exc: psycopg.Error) -> Exception:

@@ -12,31 +12,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import dagster as dg
-from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
+from cocktail_assets.dagster_private import BaseAssetGraph
+from cocktail_assets.db.change_log import TRACKED_TABLES, settle
 from cocktail_assets.environments import Settings, database_resource
-from cocktail_assets.refresh.tracking import TRACKED_TABLES, settle
-from cocktail_assets.resources.database import CHANGE_SNAPSHOT_TAG, CocktailDatabase
-
-SETTLED_TAG = "cocktail-assets/settled"
-
-
-def code_location_graph() -> BaseAssetGraph:
-    from cocktail_assets.definitions import defs
-
-    return defs.resolve_asset_graph()
+from cocktail_assets.resources.database import CocktailDatabase
+from cocktail_assets.site.assets import SOURCE_TABLES, site_table_key
+from cocktail_assets.tags import CHANGE_SNAPSHOT_TAG, SETTLED_TAG
 
 
-def downstream_of_tables(graph: BaseAssetGraph | None = None) -> dict[str, set[dg.AssetKey]]:
+def downstream_of_tables(graph: BaseAssetGraph) -> dict[str, set[dg.AssetKey]]:
     """Each tracked table's materializable downstream assets (empty: nothing reads it).
 
-    ``graph`` defaults to the code location's; the sensor passes the graph it was loaded with.
+    ``graph`` is the code location's: the sensor's own, or the CLI's from ``build_defs``.
     """
-    graph = graph if graph is not None else code_location_graph()
     out: dict[str, set[dg.AssetKey]] = {}
     for table in TRACKED_TABLES:
-        key = dg.AssetKey(["site", table])
-        if not graph.has(key):
+        key = site_table_key(table) if table in SOURCE_TABLES else None
+        if key is None or not graph.has(key):
             out[table] = set()
             continue
         down = dg.AssetSelection.assets(key).downstream().resolve(graph) - {key}
@@ -45,10 +38,10 @@ def downstream_of_tables(graph: BaseAssetGraph | None = None) -> dict[str, set[d
 
 
 def covered_tables(
-    materialized: Iterable[dg.AssetKey], downstream: Mapping[str, set[dg.AssetKey]] | None = None
+    materialized: Iterable[dg.AssetKey], downstream: Mapping[str, set[dg.AssetKey]]
 ) -> list[str]:
+    """The tables all of whose downstream assets are in ``materialized``."""
     done = set(materialized)
-    downstream = downstream if downstream is not None else downstream_of_tables()
     return [t for t, down in downstream.items() if down <= done]
 
 
@@ -61,7 +54,7 @@ def settle_run(
     instance: dg.DagsterInstance,
     run_id: str,
     database: Settings | CocktailDatabase,
-    graph: BaseAssetGraph | None = None,
+    graph: BaseAssetGraph,
 ) -> int:
     """Settle what run ``run_id`` covered; returns the number of change rows settled.
 
@@ -88,7 +81,7 @@ def settle_run(
 def settle_unsettled_runs(
     instance: dg.DagsterInstance,
     database: CocktailDatabase,
-    graph: BaseAssetGraph | None = None,
+    graph: BaseAssetGraph,
     limit: int = 25,
 ) -> dict[str, int]:
     """Settle the recent successful runs that recorded a snapshot but were never settled.

@@ -12,23 +12,21 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import psycopg
-from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
-from dagster._core.scheduler.instigation import InstigatorType
 
+from cocktail_assets.dagster_private import BaseAssetGraph, InstigatorType
 from cocktail_assets.environments import Settings, database_resource, prepare_dagster_home
-from cocktail_assets.refresh.jobs import REFRESH_TAG
 from cocktail_assets.refresh.policy import Policy, format_duration
 from cocktail_assets.refresh.sensors import (
     FINISHED_STATUSES,
     REFRESH_SENSOR_NAME,
-    TRIGGER_TAG,
     TickCursor,
     database_error,
     evaluate,
     run_selection,
 )
-from cocktail_assets.refresh.settle import code_location_graph, downstream_of_tables
+from cocktail_assets.refresh.settle import downstream_of_tables
 from cocktail_assets.resources.database import CocktailDatabase
+from cocktail_assets.tags import REFRESH_TAG, TRIGGER_TAG
 
 
 def _time(value: datetime | float | None) -> str:
@@ -136,13 +134,16 @@ def status_lines(
     return lines
 
 
-def print_status(settings: Settings, out: Callable[[str], None] = print) -> None:
-    """Print what the refresh sensor sees and would do (``cocktail-assets status``)."""
+def print_status(
+    settings: Settings, graph: BaseAssetGraph, out: Callable[[str], None] = print
+) -> None:
+    """Print what the refresh sensor sees and would do (``cocktail-assets status``); ``graph``
+    is the code location's asset graph."""
     os.environ.update(prepare_dagster_home(settings))
     policy = Policy.from_minutes(settings.debounce_minutes, settings.max_wait_minutes)
     database = database_resource(settings, for_dagster=False)
     with dg.DagsterInstance.get() as instance:
         for line in status_lines(
-            instance, database, code_location_graph(), policy, settings.sensor_interval_seconds
+            instance, database, graph, policy, settings.sensor_interval_seconds
         ):
             out(line)

@@ -7,7 +7,8 @@ from dagster import ConfigurableResource
 
 
 class AnalyticsParams(ConfigurableResource):
-    """The spec's parameters with its defaults; changing one is a deliberate deployment choice."""
+    """The analytics parameters (docs/analytics.md#parameters); changing one is a deliberate
+    deployment choice."""
 
     similarity_neighbors: int = 20
     dense_distance_limit: int = 5000

@@ -9,12 +9,11 @@ exactly the assets downstream of it as stale.
 import warnings
 
 import dagster as dg
-from dagster._utils.warnings import BetaWarning
 
-from cocktail_assets.refresh.tracking import table_versions
+from cocktail_assets.db.change_log import table_versions
 from cocktail_assets.resources.database import CocktailDatabase
 
-GROUP = "site_tables"
+GROUP = "site"
 
 SOURCE_TABLES: dict[str, str] = {
     "recipes": "Recipe names and metadata.",
@@ -27,10 +26,12 @@ SOURCE_TABLES: dict[str, str] = {
 }
 
 
-def source_key(table: str) -> dg.AssetKey:
+def site_table_key(table: str) -> dg.AssetKey:
+    """The source asset of a site table, ``site/<table>``; a table without one is a KeyError,
+    so a misspelt dependency fails at load instead of dangling."""
     if table not in SOURCE_TABLES:
-        raise KeyError(f"{table} is not a tracked site table")
-    return dg.AssetKey(["site", table])
+        raise KeyError(f"{table} is not a site table with a source asset")
+    return dg.AssetKey([GROUP, table])
 
 
 def _observable(table: str, description: str) -> dg.SourceAsset:
@@ -41,9 +42,9 @@ def _observable(table: str, description: str) -> dg.SourceAsset:
     # observable_source_asset is marked beta; we rely on it knowingly, and its notice would
     # otherwise repeat in every process that loads the code location.
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BetaWarning)
+        warnings.simplefilter("ignore", dg.BetaWarning)
         return dg.observable_source_asset(
-            key=source_key(table),
+            key=site_table_key(table),
             group_name=GROUP,
             description=f"Site table `{table}`. {description}",
             kinds={"postgres"},

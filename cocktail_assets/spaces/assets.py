@@ -1,5 +1,8 @@
 """Cocktail-space assets: from volume fractions to the two 2-D maps and recipe_similarity.
 
+The rows and arrays they publish are shaped in ``shape.py``; this module declares the assets,
+their checks and where each result goes.
+
 The heavy steps (the EM fit and both UMAP embeddings) require the ``step_launcher`` resource:
 in production it runs them on AWS Batch, in the embedded default it is a none-resource and they
 run in-process. They read and write only the analytics store, never the database.
@@ -8,7 +11,6 @@ run in-process. They read and write only the analytics store, never the database
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -21,28 +23,28 @@ from barcart import (
     embed_knn,
     fit_em,
     manhattan_knn,
-    nearest_neighbors,
     rollup,
     tree_distance_matrix,
 )
 
 from cocktail_assets import queries
+from cocktail_assets.catalog.assets import CATALOG_IN, VOLUMES_IN
 from cocktail_assets.catalog.load import IngredientCatalog, RecipeVolumes
+from cocktail_assets.compiled import enable_umap_kernel_caching
 from cocktail_assets.previews import scatter_preview
 from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.resources.params import AnalyticsParams
+from cocktail_assets.spaces.shape import dense_distances, iter_similarity_rows, space_rows
 from cocktail_assets.spaces.types import KnnGraph
 
-GROUP = "cocktail_spaces"
+GROUP = "spaces"
 HEAVY = {"step_launcher", "store", "params"}
-CATALOG = dg.AssetIn(key=["catalog", "ingredient_tree"])
-VOLUMES = dg.AssetIn(key=["catalog", "recipe_volumes"])
 
 
 @dg.asset(
     key=["spaces", "rolled_up_recipes"],
     group_name=GROUP,
-    ins={"volumes": VOLUMES, "catalog": CATALOG},
+    ins={"volumes": VOLUMES_IN, "catalog": CATALOG_IN},
     kinds={"python"},
     description="Volume fractions with substitutable leaf ingredients replaced by their parent "
     "(one level), duplicates summed: the recipes the EM space compares.",
@@ -64,7 +66,7 @@ def rolled_up_recipes(
 @dg.asset(
     key=["spaces", "manhattan_neighbors"],
     group_name=GROUP,
-    ins={"volumes": VOLUMES},
+    ins={"volumes": VOLUMES_IN},
     kinds={"python"},
     description="Each recipe's exact nearest recipes by Manhattan (L1) distance between volume "
     "fractions: the kNN graph cocktail-space is embedded from.",
@@ -100,10 +102,7 @@ def _publish_em_arrays(
         ),
     }
     if n <= dense_limit:
-        dense = np.full((n, n), np.nan)
-        np.fill_diagonal(dense, 0.0)
-        dense[result.pair_i, result.pair_j] = result.distances
-        dense[result.pair_j, result.pair_i] = result.distances
+        dense = dense_distances(result, n)
         uris["recipe_distances_dense_uri"] = store.put_array("recipe-distances-em.npy", dense)
         store.put_array("recipe-distances-em-ids.npy", recipe_ids)
     return uris
@@ -112,7 +111,7 @@ def _publish_em_arrays(
 @dg.asset(
     key=["spaces", "em_fit"],
     group_name=GROUP,
-    ins={"rolled": dg.AssetIn(key=["spaces", "rolled_up_recipes"]), "catalog": CATALOG},
+    ins={"rolled": dg.AssetIn(key=["spaces", "rolled_up_recipes"]), "catalog": CATALOG_IN},
     required_resource_keys=HEAVY,
     kinds={"python", "numba", "s3"},
     description=(
@@ -167,19 +166,6 @@ def em_fit(context: dg.AssetExecutionContext, rolled: RecipeMatrix, catalog: Ing
     yield dg.AssetCheckResult(check_name="distances_valid", passed=valid)
 
 
-def _space_rows(volumes: RecipeVolumes, coords: np.ndarray) -> list[dict[str, Any]]:
-    return [
-        {
-            "recipe_id": int(volumes.matrix.recipe_ids[r]),
-            "recipe_name": str(volumes.recipe_names[r]),
-            "x": float(coords[r, 0]),
-            "y": float(coords[r, 1]),
-            "ingredients": volumes.ingredient_list(r),
-        }
-        for r in range(volumes.matrix.n_recipes)
-    ]
-
-
 def _space_checks(volumes: RecipeVolumes, rows: list[dict]) -> list[dg.AssetCheckResult]:
     ids = np.array([r["recipe_id"] for r in rows], dtype=np.int64)
     coords = np.array([[r["x"], r["y"]] for r in rows], dtype=np.float64).reshape(-1, 2)
@@ -208,7 +194,7 @@ def _publish_space(
     context: dg.AssetExecutionContext, analytics_type: str, title: str,
     volumes: RecipeVolumes, coords: np.ndarray, started: float,
 ) -> dg.MaterializeResult:
-    rows = _space_rows(volumes, coords)
+    rows = space_rows(volumes, coords)
     uri = context.resources.store.publish_json(analytics_type, rows)
     return dg.MaterializeResult(
         metadata={
@@ -224,7 +210,7 @@ def _publish_space(
 @dg.asset(
     key=["spaces", "cocktail_space"],
     group_name=GROUP,
-    ins={"volumes": VOLUMES, "knn": dg.AssetIn(key=["spaces", "manhattan_neighbors"])},
+    ins={"volumes": VOLUMES_IN, "knn": dg.AssetIn(key=["spaces", "manhattan_neighbors"])},
     required_resource_keys=HEAVY,
     kinds={"python", "umap", "s3"},
     description="2-D UMAP of the recipes under Manhattan distance between volume fractions "
@@ -235,6 +221,7 @@ def cocktail_space(
     context: dg.AssetExecutionContext, volumes: RecipeVolumes, knn: KnnGraph
 ) -> dg.MaterializeResult:
     started = time.perf_counter()
+    enable_umap_kernel_caching()
     coords = embed_knn(knn.indices, knn.distances)
     return _publish_space(context, "cocktail-space", "cocktail-space", volumes, coords, started)
 
@@ -242,7 +229,7 @@ def cocktail_space(
 @dg.asset(
     key=["spaces", "cocktail_space_em"],
     group_name=GROUP,
-    ins={"volumes": VOLUMES, "fit": dg.AssetIn(key=["spaces", "em_fit"])},
+    ins={"volumes": VOLUMES_IN, "fit": dg.AssetIn(key=["spaces", "em_fit"])},
     required_resource_keys=HEAVY,
     kinds={"python", "umap", "s3"},
     description="2-D UMAP of the recipes on the EM earth mover's distances, from the "
@@ -253,65 +240,17 @@ def cocktail_space_em(
     context: dg.AssetExecutionContext, volumes: RecipeVolumes, fit: EMResult
 ) -> dg.MaterializeResult:
     started = time.perf_counter()
+    enable_umap_kernel_caching()
     coords = embed_em(fit, volumes.matrix.n_recipes)
     return _publish_space(
         context, "cocktail-space-em", "cocktail-space-em", volumes, coords, started
     )
 
 
-def similarity_rows(
-    fit: EMResult, volumes: RecipeVolumes, catalog: IngredientCatalog, n: int
-) -> list[tuple[int, str, list[dict[str, Any]]]]:
-    """Per recipe: its nearest recipes by EM distance with the main ingredient swaps."""
-    return list(iter_similarity_rows(fit, volumes, catalog, n))
-
-
-def iter_similarity_rows(
-    fit: EMResult, volumes: RecipeVolumes, catalog: IngredientCatalog, n: int
-) -> Iterator[tuple[int, str, list[dict[str, Any]]]]:
-    """:func:`similarity_rows` one recipe at a time: the write streams them into COPY, so the
-    JSON-ready dicts of 100,000 recipes x 20 neighbours never sit in memory together."""
-    neighbors = nearest_neighbors(fit, volumes.matrix.n_recipes, n=n)
-    recipe_ids = volumes.matrix.recipe_ids.tolist()
-    recipe_names = [str(name) for name in volumes.recipe_names.tolist()]
-    ingredient_names: dict[int, str] = {}  # one catalog lookup per ingredient, not per flow
-
-    def ingredient_name(ingredient_id: int) -> str:
-        name = ingredient_names.get(ingredient_id)
-        if name is None:
-            name = str(catalog.name_of(np.array([ingredient_id]))[0])
-            ingredient_names[ingredient_id] = name
-        return name
-
-    for r, found in enumerate(neighbors):
-        yield (
-            int(recipe_ids[r]),
-            recipe_names[r],
-            [
-                {
-                    "neighbor_recipe_id": int(recipe_ids[nb.index]),
-                    "neighbor_name": recipe_names[nb.index],
-                    "distance": float(nb.distance),
-                    "transport_plan": [
-                        {
-                            "from_ingredient_id": int(a),
-                            "from_ingredient_name": ingredient_name(int(a)),
-                            "to_ingredient_id": int(b),
-                            "to_ingredient_name": ingredient_name(int(b)),
-                            "mass": float(mass),
-                        }
-                        for a, b, mass in nb.flows
-                    ],
-                }
-                for nb in found
-            ],
-        )
-
-
 @dg.asset(
     key=["spaces", "recipe_similarity"],
     group_name=GROUP,
-    ins={"fit": dg.AssetIn(key=["spaces", "em_fit"]), "volumes": VOLUMES, "catalog": CATALOG},
+    ins={"fit": dg.AssetIn(key=["spaces", "em_fit"]), "volumes": VOLUMES_IN, "catalog": CATALOG_IN},
     kinds={"python", "postgres"},
     description="Per recipe its nearest recipes by EM distance with the 3 largest ingredient "
     "swaps, written to the recipe_similarity table (replaced in one transaction).",

@@ -68,11 +68,3 @@ def test_every_asset_is_described_and_grouped() -> None:
         node = graph.get(key)
         assert node.description and len(node.description) > 20, key
         assert node.group_name and node.group_name != "default", key
-
-
-def test_graph_tests_run_the_definitions_graph() -> None:
-    """The graph tests materialize the same assets as the code location."""
-    from tests.cocktail_assets.graph.conftest import GRAPH_ASSETS
-
-    tested = dg.Definitions(assets=GRAPH_ASSETS, resources=defs.resources)
-    assert graph_shape(tested)["assets"] == graph_shape(defs)["assets"]

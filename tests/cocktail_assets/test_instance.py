@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
-from cocktail_assets.resources.database import dagster_storage_url
+from cocktail_assets.db.connection import dagster_storage_url
 
 ROOT = Path(__file__).resolve().parents[2]
 

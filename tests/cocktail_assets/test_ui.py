@@ -19,8 +19,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from cocktail_assets.db.connection import dagster_storage_url
 from cocktail_assets.db.seed import seed_sample
-from cocktail_assets.resources.database import dagster_storage_url
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -143,7 +143,7 @@ def test_lineage_is_browsable_and_an_asset_materializes_from_the_ui(
     deps = {k: {"/".join(d["path"]) for d in n["dependencyKeys"]} for k, n in nodes.items()}
     assert "spaces/em_fit" in deps["spaces/cocktail_space_em"]
     assert "site/recipe_ingredients" in deps["analytics/recipe_complexity"]
-    assert nodes["spaces/cocktail_space"]["groupName"] == "cocktail_spaces"
+    assert nodes["spaces/cocktail_space"]["groupName"] == "spaces"
 
     params = {
         "selector": {

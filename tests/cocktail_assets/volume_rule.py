@@ -1,6 +1,6 @@
-"""The spec's volume rule ("Volume of one recipe_ingredients row") written out in SQL.
+"""The volume rule (docs/analytics.md#volume-rule) written out in SQL.
 
-Tests check data and artifacts against this independent reading of the spec, never against the
+Tests check data and artifacts against this independent reading of the rule, never against the
 library's. It expects ``recipe_ingredients ri LEFT JOIN units u``.
 """
 

@@ -20,8 +20,8 @@ import numpy as np
 from dagster import AssetExecutionContext
 
 from cocktail_assets.batch.launcher import BatchStepLauncher
-from cocktail_assets.io_manager import ArtifactIOManager
 from cocktail_assets.resources.database import CocktailDatabase
+from cocktail_assets.resources.io_manager import ArtifactIOManager
 from cocktail_assets.resources.store import AnalyticsStore
 
 JOB_NAME = "batch_step_test"

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from dagster import Failure
-from dagster._core.events.log import EventLogEntry
+from dagster import EventLogEntry, Failure
 
 from cocktail_assets.batch.events import (
     ChunkUnreadable,

@@ -18,9 +18,7 @@ import boto3
 import dagster as dg
 import pytest
 from botocore.exceptions import ClientError
-from dagster import DagsterEventType
-from dagster._core.definitions.reconstruct import ReconstructableJob
-from dagster._core.errors import DagsterExecutionInterruptedError
+from dagster import DagsterEventType, DagsterExecutionInterruptedError
 
 from cocktail_assets.batch.events import (
     EventStream,
@@ -31,6 +29,7 @@ from cocktail_assets.batch.events import (
     result_key,
 )
 from cocktail_assets.batch.launcher import BatchStepLauncher
+from cocktail_assets.dagster_private import ReconstructableJob
 from tests.cocktail_assets.batch.batch_host import (
     EXIT_REASON,
     ROOT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from cocktail_assets.refresh.tracking import pending_changes, settle
+from cocktail_assets.db.change_log import pending_changes, settle
 
 
 def _log(conn: psycopg.Connection) -> list[tuple[str, str]]:

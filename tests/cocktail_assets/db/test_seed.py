@@ -8,13 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from cocktail_assets.db.seed import (
-    SAMPLE_DIR,
-    DatabaseNotEmptyError,
-    SampleDataError,
-    read_sample,
-    seed_sample,
-)
+from cocktail_assets.db.sample import SAMPLE_DIR, SampleDataError, read_sample
+from cocktail_assets.db.seed import DatabaseNotEmptyError, seed_sample
 from cocktail_assets.errors import CocktailAssetsError
 from tests.cocktail_assets.volume_rule import VOLUME_ML
 

@@ -1,8 +1,9 @@
 """Materialize the analytics asset graph against a real database and a given store.
 
-``materialize_graph`` runs every asset of the graph (the observable site sources included, so
-their data versions are recorded) in process, with the resources bound as the embedded default
-binds them except for the database URL and the store: the test chooses those.
+``materialize_graph`` runs every asset of the code location (the observable site sources
+included, so their data versions are recorded) in process. The definitions come from
+``build_defs``, as the code location's do; the test binds only the database URL, the store and
+the parameters.
 """
 
 from __future__ import annotations
@@ -17,32 +18,30 @@ import numpy as np
 import psycopg
 import pytest
 
-from cocktail_assets.analytics import assets as analytics
-from cocktail_assets.catalog import assets as catalog
-from cocktail_assets.io_manager import ArtifactIOManager
+from cocktail_assets.definitions import build_defs
+from cocktail_assets.environments import read_settings
 from cocktail_assets.resources.database import CocktailDatabase
+from cocktail_assets.resources.io_manager import ArtifactIOManager
 from cocktail_assets.resources.params import AnalyticsParams
 from cocktail_assets.resources.store import AnalyticsStore
-from cocktail_assets.sources.assets import source_assets
-from cocktail_assets.spaces import assets as spaces
 
-GRAPH_ASSETS: list[Any] = [
-    *source_assets,
-    *dg.load_assets_from_modules([catalog, analytics, spaces]),
-]
 EVERYTHING = dg.AssetSelection.all(include_sources=True)
 
 
-def graph_resources(
+def graph_defs(
     db_url: str, store: AnalyticsStore, params: AnalyticsParams | None = None
-) -> dict[str, Any]:
-    return {
+) -> dg.Definitions:
+    """The code location of the embedded default, bound to this database and store."""
+    return build_defs(read_settings({}), resources={
         "database": CocktailDatabase(url=db_url),
         "store": store,
         "params": params or AnalyticsParams(),
         "io_manager": ArtifactIOManager(store=store),
-        "step_launcher": dg.ResourceDefinition.none_resource(),
-    }
+    })
+
+
+# The assets of the code location (their definitions do not depend on the resources bound).
+GRAPH_ASSETS: list[Any] = list(build_defs(read_settings({})).assets or [])
 
 
 def materialize_graph(
@@ -55,15 +54,16 @@ def materialize_graph(
     raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
     """One in-process run of ``selection`` (by default: observe every source, materialize all)."""
-    resources = graph_resources(db_url, store, params)
+    defs = graph_defs(db_url, store, params)
+    assets, resources = list(defs.assets or []), dict(defs.resources or {})
     if instance is not None:
         return dg.materialize(
-            GRAPH_ASSETS, resources=resources, instance=instance, selection=selection,
+            assets, resources=resources, instance=instance, selection=selection,
             raise_on_error=raise_on_error,
         )
     with dg.DagsterInstance.ephemeral() as ephemeral:
         return dg.materialize(
-            GRAPH_ASSETS, resources=resources, instance=ephemeral, selection=selection,
+            assets, resources=resources, instance=ephemeral, selection=selection,
             raise_on_error=raise_on_error,
         )
 

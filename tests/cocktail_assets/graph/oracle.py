@@ -11,7 +11,7 @@ import psycopg
 
 from tests.cocktail_assets.volume_rule import VOLUME_ML
 
-# The tree as the spec defines it: a node's parent is the second-last id of its path.
+# The tree as docs/analytics.md#inputs defines it: a node's parent is the second-last id of its path.
 _TREE = """
 WITH parts AS (
     SELECT id, name::text AS name, path, allow_substitution,
@@ -40,7 +40,7 @@ SELECT n, count(*) FROM (
 ) per_recipe GROUP BY n ORDER BY n
 """
 
-# The spec's volume rule, first match wins; duplicate rows of a recipe summed.
+# The volume rule (docs/analytics.md#volume-rule), first match wins; duplicate rows of a recipe summed.
 _VOLUMES = f"""
 SELECT ri.recipe_id, ri.ingredient_id,
        sum({VOLUME_ML}) AS ml,

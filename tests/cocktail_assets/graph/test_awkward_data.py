@@ -11,7 +11,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from cocktail_assets.io_manager import from_arrays
+from cocktail_assets.resources.io_manager import from_arrays
 from cocktail_assets.resources.store import AnalyticsStore
 from tests.cocktail_assets.graph.conftest import materialize_graph
 from tests.cocktail_assets.graph.contracts import check_everything, similarity_rows
@@ -157,7 +157,7 @@ def test_broken_paths_fail_naming_the_ingredient(
     result, _ = run(db_url, local_target, raise_on_error=False)
     assert not result.success
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert [e.step_key for e in failures] == ["catalog__ingredient_tree"]
+    assert [e.step_key for e in failures] == ["catalog__ingredient_catalog"]
     error = failures[0].step_failure_data.error
     while error.cause is not None and error.cls_name != "DataError":
         error = error.cause

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from cocktail_assets.resources.database import CocktailDatabase, as_url
+from cocktail_assets.db.connection import as_url
+from cocktail_assets.resources.database import CocktailDatabase
 from tests.cocktail_assets.graph.conftest import materialize_graph
 
 # The test server trusts local logins, so any password connects: a marker we can search for.

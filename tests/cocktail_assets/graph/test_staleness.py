@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
-from dagster._core.definitions.data_version import StaleStatus
-from dagster._utils.test.data_versions import get_stale_status_resolver
 
-from cocktail_assets.sources.assets import SOURCE_TABLES, source_key
+from cocktail_assets.site.assets import SOURCE_TABLES, site_table_key
 from tests.cocktail_assets.graph.conftest import GRAPH_ASSETS, execute, materialize_graph, query
+from tests.dagster_private import AssetGraph, StaleStatus, get_stale_status_resolver
 
-SOURCES = dg.AssetSelection.assets(*(source_key(t) for t in SOURCE_TABLES))
+SOURCES = dg.AssetSelection.assets(*(site_table_key(t) for t in SOURCE_TABLES))
 SPACES = {"spaces/rolled_up_recipes", "spaces/em_fit", "spaces/cocktail_space",
           "spaces/cocktail_space_em", "spaces/manhattan_neighbors", "spaces/recipe_similarity"}
 NO_VOLUMES = {"analytics/ingredient_usage", "analytics/recipe_complexity",
-              "analytics/ingredient_tree", "catalog/ingredient_tree"}
+              "analytics/ingredient_tree", "catalog/ingredient_catalog"}
 MATERIALIZABLE = {
     key.to_user_string() for a in GRAPH_ASSETS if isinstance(a, dg.AssetsDefinition)
     for key in a.keys if a.is_materializable

@@ -17,8 +17,8 @@ from typing import Any
 import dagster as dg
 import psycopg
 import pytest
-from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
+from cocktail_assets.dagster_private import RUN_KEY_TAG, SENSOR_NAME_TAG
 from cocktail_assets.environments import read_settings
 from cocktail_assets.refresh.jobs import JOB_NAME, analytics_refresh
 from cocktail_assets.refresh.policy import format_duration
@@ -72,7 +72,7 @@ def ingredient_usage(database: CocktailDatabase) -> dg.MaterializeResult:
 
 
 @dg.asset(
-    key=["spaces", "cocktail_space"], group_name="cocktail_spaces",
+    key=["spaces", "cocktail_space"], group_name="spaces",
     deps=[dg.AssetKey(["catalog", "recipe_volumes"]), dg.AssetKey(["catalog", "ingredient_catalog"])],
 )
 def cocktail_space(database: CocktailDatabase, switch: Switch) -> dg.MaterializeResult:
@@ -108,7 +108,7 @@ class Toy:
             max_wait_minutes=self.max_wait_minutes,
         )
         return dg.Definitions(
-            assets=[dg.AssetSpec(_site(t), group_name="site_tables") for t in SITE_TABLES]
+            assets=[dg.AssetSpec(_site(t), group_name="site") for t in SITE_TABLES]
             + TOY_ASSETS,
             jobs=[analytics_refresh],
             sensors=refresh_sensors(settings),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from cocktail_assets.db.change_log import PendingChanges, PendingTable
 from cocktail_assets.refresh.policy import (
     Policy,
     RunHistory,
@@ -11,7 +12,6 @@ from cocktail_assets.refresh.policy import (
     format_duration,
     run_key_for,
 )
-from cocktail_assets.refresh.tracking import PendingChanges, PendingTable
 
 NOW = datetime(2025, 6, 1, 12, 0, 0)
 POLICY = Policy.from_minutes(15, 60)

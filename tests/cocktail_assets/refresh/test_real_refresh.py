@@ -7,16 +7,15 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
-from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
+from cocktail_assets.dagster_private import RUN_KEY_TAG, SENSOR_NAME_TAG
 from cocktail_assets.db.seed import seed_sample
-from cocktail_assets.environments import build_resources, read_settings
-from cocktail_assets.refresh.jobs import JOB_NAME, analytics_refresh
+from cocktail_assets.environments import read_settings
+from cocktail_assets.refresh.jobs import JOB_NAME
 from cocktail_assets.refresh.policy import Policy
 from cocktail_assets.refresh.sensors import (
     REFRESH_SENSOR_NAME,
     SETTLE_SENSOR_NAME,
-    refresh_sensors,
 )
 from cocktail_assets.refresh.status import status_lines
 from cocktail_assets.resources.database import CocktailDatabase
@@ -25,14 +24,11 @@ from cocktail_assets.resources.database import CocktailDatabase
 def test_the_sensor_runs_the_real_refresh_on_the_sample_data(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance
 ) -> None:
-    from cocktail_assets.definitions import defs as location
+    from cocktail_assets.definitions import build_defs
 
     monkeypatch.setenv("DATABASE_URL", db_url)
     settings = read_settings({"DATABASE_URL": db_url, "COCKTAIL_LOCAL_DIR": str(tmp_path)})
-    defs = dg.Definitions(
-        assets=list(location.assets or []), jobs=[analytics_refresh],
-        sensors=refresh_sensors(settings), resources=build_resources(settings),
-    )
+    defs = build_defs(settings)
     database = CocktailDatabase(url=db_url)
     graph = defs.resolve_asset_graph()
     with psycopg.connect(db_url) as conn:

@@ -12,14 +12,12 @@ import threading
 import dagster as dg
 import psycopg
 import pytest
-from dagster._core.storage.tags import RUN_KEY_TAG
 from psycopg.conninfo import conninfo_to_dict
 
+from cocktail_assets.dagster_private import RUN_KEY_TAG
 from cocktail_assets.errors import DatabaseUnavailable
-from cocktail_assets.refresh.jobs import JOB_NAME, REFRESH_TAG
-from cocktail_assets.refresh.sensors import TRIGGER_TAG
-from cocktail_assets.refresh.settle import SETTLED_TAG
-from cocktail_assets.resources.database import CHANGE_SNAPSHOT_TAG
+from cocktail_assets.refresh.jobs import JOB_NAME
+from cocktail_assets.tags import CHANGE_SNAPSHOT_TAG, REFRESH_TAG, SETTLED_TAG, TRIGGER_TAG
 from tests.cocktail_assets.refresh.conftest import SPACE_KEYS, Toy, about, age_cursor, skip_text
 
 SUCCESS, FAILURE = dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE

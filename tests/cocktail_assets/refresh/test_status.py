@@ -10,11 +10,13 @@ import dagster as dg
 import psycopg
 import pytest
 
+from cocktail_assets.db.connection import dagster_storage_url
+from cocktail_assets.definitions import build_defs
 from cocktail_assets.environments import read_settings
-from cocktail_assets.refresh.jobs import JOB_NAME, REFRESH_TAG
+from cocktail_assets.refresh.jobs import JOB_NAME
 from cocktail_assets.refresh.policy import Policy
 from cocktail_assets.refresh.status import print_status, status_lines
-from cocktail_assets.resources.database import dagster_storage_url
+from cocktail_assets.tags import REFRESH_TAG
 from tests.cocktail_assets.refresh.conftest import Toy, about
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -74,7 +76,7 @@ def test_print_status_opens_the_projects_instance(
         conn.execute("INSERT INTO units (name) VALUES ('dash')")
     settings = read_settings({"DATABASE_URL": db_url, "COCKTAIL_LOCAL_DIR": str(tmp_path)})
     lines: list[str] = []
-    print_status(settings, out=lines.append)
+    print_status(settings, build_defs(settings).resolve_asset_graph(), out=lines.append)
     text = "\n".join(lines)
     assert "units" in text
     assert re.search(f"quiet time left: {about(15)};", text), text

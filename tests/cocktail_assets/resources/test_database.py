@@ -11,9 +11,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from cocktail_assets.db.connection import connect
 from cocktail_assets.environments import read_settings
 from cocktail_assets.errors import ConfigError, DatabaseUnavailable
-from cocktail_assets.resources.database import CocktailDatabase, connect
+from cocktail_assets.resources.database import CocktailDatabase
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from barcart import EMResult, IngredientTree, RecipeMatrix, TransportPlans
 
 from cocktail_assets.catalog.load import IngredientCatalog, RecipeVolumes
-from cocktail_assets.io_manager import from_arrays, to_arrays
+from cocktail_assets.resources.io_manager import from_arrays, to_arrays
 from cocktail_assets.resources.store import AnalyticsStore
 from cocktail_assets.spaces.types import KnnGraph
 

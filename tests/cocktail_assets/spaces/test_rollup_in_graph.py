@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cocktail_assets.io_manager import from_arrays
+from cocktail_assets.resources.io_manager import from_arrays
 from tests.cocktail_assets.graph.conftest import materialize_graph
 from tests.cocktail_assets.graph.contracts import check_everything
 from tests.cocktail_assets.graph.oracle import expected

@@ -6,7 +6,7 @@ import numpy as np
 from barcart import EMResult, IngredientTree, RecipeMatrix, TransportPlans
 
 from cocktail_assets.catalog.load import IngredientCatalog, RecipeVolumes
-from cocktail_assets.spaces.assets import similarity_rows
+from cocktail_assets.spaces.shape import similarity_rows
 
 GIN, VODKA, LIME = 7, 8, 9
 

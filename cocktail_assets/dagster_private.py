@@ -1,0 +1,56 @@
+"""The one door to Dagster's private modules (``dagster._…``).
+
+Everything else in the project imports Dagster's public names only. What is here has no public
+name in Dagster 1.13; each entry says what needs it. A test
+(``tests/cocktail_assets/test_dagster_private.py``) imports every name from its Dagster module,
+so an upgrade that moves one fails there, naming it, instead of deep inside a run.
+"""
+
+from __future__ import annotations
+
+# FileCodePointer, ReconstructableJob: ``reconstructable()`` returns the latter; the Batch
+# launcher checks for it to refuse, with a message, a job that a container cannot rebuild
+# (``materialize()``), and warns on a file-based code pointer, whose path the image must have.
+from dagster._core.code_pointer import FileCodePointer
+
+# BaseAssetGraph: the type ``Definitions.resolve_asset_graph()`` and
+# ``RepositoryDefinition.asset_graph`` return; the refresh code receives one as an argument and
+# names it in type hints. Dagster exports no public alias.
+from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+from dagster._core.definitions.reconstruct import ReconstructableJob
+
+# The Batch launcher replays the container's events into the host's log manager as Dagster
+# itself does for a step's events: these build the log record the run's loggers expect
+# (the progress logger of ``cocktail-assets refresh`` reads the metadata attribute too).
+from dagster._core.log_manager import (
+    LOG_RECORD_EVENT_ATTR,
+    LOG_RECORD_METADATA_ATTR,
+    construct_log_record_message,
+    construct_log_record_metadata,
+)
+
+# Instigator (sensor) state for ``cocktail-assets status``: the public instance API takes the
+# enum to list sensor states and ticks.
+from dagster._core.scheduler.instigation import InstigatorType
+
+# The tag Dagster stores a run request's run key under; the refresh sensor looks runs up by it
+# to avoid requesting a change point twice.
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+
+# The error record inside a step-failure event; the Batch event stream rebuilds it from the
+# container's chunks and the CLI reads its cause chain.
+from dagster._utils.error import SerializableErrorInfo
+
+__all__ = [
+    "LOG_RECORD_EVENT_ATTR",
+    "LOG_RECORD_METADATA_ATTR",
+    "RUN_KEY_TAG",
+    "SENSOR_NAME_TAG",
+    "BaseAssetGraph",
+    "FileCodePointer",
+    "InstigatorType",
+    "ReconstructableJob",
+    "SerializableErrorInfo",
+    "construct_log_record_message",
+    "construct_log_record_metadata",
+]
