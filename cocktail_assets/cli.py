@@ -89,6 +89,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    import numba
+
+    from cocktail_assets.spaces.warmup import compile_kernels
+
+    print(f"compile: numba cache in {numba.config.CACHE_DIR or '(beside the sources)'}, "
+          f"CPU {numba.config.CPU_NAME or 'of this host'}")
+    compile_kernels(progress=print)
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from cocktail_assets.environments import prepare_dagster_home
     from cocktail_assets.paths import PROJECT_ROOT
@@ -151,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="what the refresh sensor sees and would do")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "compile",
+        help="compile every numba kernel a refresh calls into the cache (install, image build)",
+        description="Run the spaces' steps once on a small synthetic site so numba compiles "
+        "(or loads) every kernel a refresh calls into its disk cache (NUMBA_CACHE_DIR). ./dev "
+        "runs it after installing and the Docker image build runs it, so no refresh compiles.",
+    )
+    p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser(
         "ui", help="start the Dagster UI and daemon (dagster dev)",

@@ -36,6 +36,10 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 # (module, attribute) of the umap-learn 0.5 kernels a barcart UMAP fit compiles, which
 # umap-learn itself does not cache.
@@ -72,3 +76,36 @@ def enable_umap_kernel_caching() -> None:
             continue
         if isinstance(kernel, Dispatcher) and kernel.stats.cache_path is None:
             kernel.enable_caching()
+
+
+@dataclass
+class Compiles:
+    """The numba functions compiled (not loaded from the cache) while recording."""
+
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@contextmanager
+def recording_compiles() -> Iterator[Compiles]:
+    """Record every real numba compilation (a cache hit is no ``numba:compile`` event)."""
+    from numba.core import event
+
+    found = Compiles([])
+
+    class _Listener(event.Listener):
+        def on_start(self, ev: Any) -> None:
+            dispatcher = (ev.data or {}).get("dispatcher")
+            found.names.append(getattr(dispatcher, "__qualname__", None) or str(dispatcher))
+
+        def on_end(self, ev: Any) -> None:
+            pass
+
+    listener = _Listener()
+    event.register("numba:compile", listener)
+    try:
+        yield found
+    finally:
+        event.unregister("numba:compile", listener)

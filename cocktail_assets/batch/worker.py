@@ -42,6 +42,7 @@ from cocktail_assets.batch.events import (
     result_key,
     user_error,
 )
+from cocktail_assets.compiled import Compiles, recording_compiles
 
 log = logging.getLogger("cocktail_assets.batch.worker")
 
@@ -71,13 +72,24 @@ class ChunkWriter:
         self._pending: list[Any] = []
         self._thread = threading.Thread(target=self._run, name="step-events", daemon=True)
         self._error: BaseException | None = None
+        self._first_event_at: float | None = None
 
     def start(self) -> ChunkWriter:
         self._thread.start()
         return self
 
     def add(self, entry: Any) -> None:
+        if self._first_event_at is None:
+            self._first_event_at = time.time()
         self._queue.put(entry)
+
+    def startup_s(self) -> float | None:
+        """Seconds from this process's start to the step's first event (None: no event)."""
+        if self._first_event_at is None:
+            return None
+        import psutil  # a Dagster dependency
+
+        return round(self._first_event_at - psutil.Process().create_time(), 3)
 
     def close(self, timeout: float = 120.0) -> int:
         """Flush everything; returns the number of the last chunk written."""
@@ -169,6 +181,25 @@ def _parse_args(argv: Sequence[str]) -> str:
     return args[0]
 
 
+def preload(ref: Any) -> None:
+    """Import, before the step starts, what the step's asset needs that compiles at import.
+
+    umap-learn declares a few small kernels with explicit signatures and without
+    ``cache=True``; numba compiles those when ``umap`` is imported and cannot cache them. A
+    UMAP step (asset kind ``umap``) imports it here, so the step itself compiles nothing and
+    a compile recorded during it always means a stale cache.
+    """
+    graph = ref.recon_job.get_definition().asset_layer.asset_graph
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.is_materializable and node.assets_def.op.name == ref.step_key:
+            if "umap" in node.kinds:
+                from cocktail_assets.compiled import umap_kernel
+
+                umap_kernel("umap.umap_", "UMAP")
+            return
+
+
 def run(uri: str, attempt: int, s3: Any) -> int:
     """Run the step staged at ``uri`` as ``attempt``; returns the process exit status."""
     from dagster import external_instance_from_step_run_ref, run_step_from_ref
@@ -189,6 +220,7 @@ def run(uri: str, attempt: int, s3: Any) -> int:
 
     failed = False
     error: str | None = None
+    compiled = Compiles([])
     try:
         ref = pickle.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         log.info("running step %s of run %s, attempt %s", ref.step_key, ref.run_id, attempt)
@@ -198,12 +230,22 @@ def run(uri: str, attempt: int, s3: Any) -> int:
         instance.add_run(
             ref.dagster_run._replace(job_snapshot_id=None, execution_plan_snapshot_id=None)
         )
-        for event in run_step_from_ref(ref, instance):
-            if event.is_step_failure:
-                failed = True
-                cause = user_error(event.step_failure_data.error)
-                if cause is not None:
-                    error = cause.message.strip()
+        with recording_compiles() as at_start:
+            preload(ref)
+        if at_start.names:
+            log.info("compiled at import, before the step: %s", ", ".join(at_start.names))
+        with recording_compiles() as compiled:
+            for event in run_step_from_ref(ref, instance):
+                if event.is_step_failure:
+                    failed = True
+                    cause = user_error(event.step_failure_data.error)
+                    if cause is not None:
+                        error = cause.message.strip()
+        if compiled.names:
+            # The image's cache should hold everything (``cocktail-assets compile`` at build):
+            # a compile here costs seconds of a reserved container and means a stale cache.
+            log.warning("numba compiled %s function(s) during the step (not in the cache): %s",
+                        len(compiled), ", ".join(sorted(set(compiled.names))))
     except BaseException as exc:  # reported in result.json, then exit 1
         failed = True
         error = error or f"{type(exc).__name__}: {exc}".strip()
@@ -211,7 +253,8 @@ def run(uri: str, attempt: int, s3: Any) -> int:
     finally:
         chunks = writer.close()
         result = {"status": "failed" if failed else "succeeded", "chunks": chunks,
-                  "attempt": attempt, "error": error}
+                  "attempt": attempt, "error": error, "compiled": sorted(compiled.names),
+                  "startup_s": writer.startup_s()}
         _write_result(s3, bucket, folder, result)
         log.info("step %s: %s chunks of events", result["status"], chunks)
     return 1 if failed else 0

@@ -39,6 +39,7 @@ from cocktail_assets.spaces.types import KnnGraph
 
 GROUP = "spaces"
 HEAVY = {"step_launcher", "store", "params"}
+RECIPE_SIMILARITY_KEY = dg.AssetKey([GROUP, "recipe_similarity"])
 
 
 @dg.asset(
@@ -248,14 +249,14 @@ def cocktail_space_em(
 
 
 @dg.asset(
-    key=["spaces", "recipe_similarity"],
+    key=RECIPE_SIMILARITY_KEY,
     group_name=GROUP,
     ins={"fit": dg.AssetIn(key=["spaces", "em_fit"]), "volumes": VOLUMES_IN, "catalog": CATALOG_IN},
     kinds={"python", "postgres"},
     description="Per recipe its nearest recipes by EM distance with the 3 largest ingredient "
     "swaps, written to the recipe_similarity table (replaced in one transaction).",
     check_specs=[
-        dg.AssetCheckSpec("one_row_per_recipe", asset=["spaces", "recipe_similarity"],
+        dg.AssetCheckSpec("one_row_per_recipe", asset=RECIPE_SIMILARITY_KEY,
                           description="One row per recipe of the space, no duplicates."),
     ],
 )

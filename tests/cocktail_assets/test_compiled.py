@@ -149,3 +149,28 @@ def test_second_process_loads_the_kernels_from_the_cache(tmp_path: Path) -> None
 
     # the cache changes where the machine code comes from, not the layout
     assert first["layout"] == plain["layout"] == second["layout"]
+
+
+def test_recording_sees_a_compile_and_not_a_cache_hit(tmp_path: Path) -> None:
+    """``recording_compiles`` (what the Batch worker reports) counts real compilations only:
+    a new function compiles once, and a second process loads it from the cache."""
+    module = tmp_path / "kernel_for_recording.py"
+    module.write_text(
+        "from numba import njit\n\n@njit(cache=True)\ndef add_one(x):\n    return x + 1\n"
+    )
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from cocktail_assets.compiled import recording_compiles\n"
+        "import kernel_for_recording as k\n"
+        "with recording_compiles() as c:\n"
+        "    k.add_one(1.5)\n"
+        "print(','.join(c.names))\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [
+        subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env,
+                       capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+        for _ in range(2)
+    ]
+    assert runs[0].split(",") == ["add_one"]
+    assert runs[1] == ""

@@ -175,6 +175,31 @@ def check_numba_cache(text: str) -> None:
     assert cache.startswith("/tmp/") or made_writable, f"{cache} is not made writable"
 
 
+def check_compiled_at_build(text: str) -> None:
+    """The runtime stage pins numba's target CPU to Graviton3 and fills the cache as the
+    runtime user, after the ENV that the containers run with."""
+    final = stages(parse(text))[-1]
+    values: dict[str, str] = {}
+    compile_after: dict[str, str] | None = None
+    user = None
+    for i in final:
+        if i.keyword == "ENV":
+            for w in shlex.split(i.args):
+                key, _, value = w.partition("=")
+                values[key] = value
+        elif i.keyword == "USER":
+            user = i.args
+        elif i.keyword == "RUN" and re.search(r"\bcocktail-assets compile\b", i.args):
+            assert user and user.split(":")[0] not in ("root", "0"), "compile runs as root"
+            compile_after = dict(values)
+    assert compile_after is not None, "the runtime stage does not run `cocktail-assets compile`"
+    assert compile_after.get("NUMBA_CPU_NAME") == "neoverse-v1", compile_after
+    assert "+sve" in compile_after.get("NUMBA_CPU_FEATURES", ""), compile_after
+    assert compile_after.get("NUMBA_CACHE_DIR") == values.get("NUMBA_CACHE_DIR")
+    for key in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES"):
+        assert values[key] == compile_after[key], f"{key} differs at run time"
+
+
 def check_entrypoint(text: str) -> None:
     final = stages(parse(text))[-1]
     entrypoints = [i for i in final if i.keyword == "ENTRYPOINT"]
@@ -193,6 +218,7 @@ CHECKS: dict[str, Callable[[str], None]] = {
     "non_root": check_non_root,
     "no_secrets": check_no_secrets,
     "numba_cache": check_numba_cache,
+    "compiled_at_build": check_compiled_at_build,
     "entrypoint": check_entrypoint,
 }
 
@@ -238,6 +264,15 @@ MUTATIONS: dict[str, tuple[str, Callable[[str], str]]] = {
     "numba-unwritable": (
         "numba_cache",
         _sub("&& install -d -o cocktail -g cocktail -m 0750 ", "&& ls "),
+    ),
+    "no-compile": ("compiled_at_build", _sub("RUN cocktail-assets compile", "")),
+    "host-cpu": ("compiled_at_build", _sub("NUMBA_CPU_NAME=neoverse-v1", "NUMBA_CPU_NAME=host")),
+    "compile-before-env": (
+        "compiled_at_build",
+        lambda t: t.replace("RUN cocktail-assets compile", "")
+        .replace("USER 10001:10001", "USER 10001:10001\nRUN cocktail-assets compile", 1)
+        .replace("NUMBA_CPU_NAME=neoverse-v1", "NUMBA_CPU_NAME=generic")
+        + "\nENV NUMBA_CPU_NAME=neoverse-v1\n",
     ),
     "shell-entrypoint": (
         "entrypoint",
