@@ -84,6 +84,8 @@ def compile_kernels(progress: Callable[[str], None] = print) -> Compiles:
                 "store": store, "params": params, "io_manager": ArtifactIOManager(store=store),
                 "step_launcher": dg.ResourceDefinition.none_resource(),
             },
+            # Only problems reach the terminal: this run is a means, not a result.
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         fit = result.output_for_node(spaces.em_fit.op.name)
         rows = similarity_rows(fit, volumes, catalog, params.similarity_neighbors)
