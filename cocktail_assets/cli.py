@@ -77,7 +77,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
     job = dg.reconstructable(definitions.analytics_refresh_job)
     graph = definitions.defs.resolve_asset_graph()
-    return 0 if run_refresh(settings, job, graph, args.select, out=print) else 1
+    ok = run_refresh(settings, job, graph, args.select, out=print, wait=not args.no_wait)
+    return 0 if ok else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -101,11 +102,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from cocktail_assets.environments import prepare_dagster_home
+    from cocktail_assets.environments import open_instance_environment
     from cocktail_assets.paths import PROJECT_ROOT
 
     settings = _settings()
-    env = {**os.environ, **prepare_dagster_home(settings)}
+    env = {**os.environ, **open_instance_environment(settings)}
     if settings.embedded:
         _database_url(settings)  # start, migrate and seed before Dagster's processes join it
     # The dagster command of this environment, which need not be on PATH (./dev runs the venv's
@@ -152,11 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="materialize the analytics now (all by default) and print a summary",
         description="Materialize every analytics asset (or the --select subset, with what it "
         "needs upstream) through the Dagster instance, bypassing the sensor's debounce. A "
-        "successful full refresh settles the edits it covered.",
+        "successful full refresh settles the edits it covered. One analytics run at a time: "
+        "while another holds the site database's analytics lock, it waits and says for which.",
     )
     p.add_argument(
         "--select", nargs="*", default=None, metavar="ASSET",
         help="asset keys like spaces/cocktail_space or analytics/ingredient_usage",
+    )
+    p.add_argument(
+        "--no-wait", action="store_true",
+        help="refuse (exit status 2) instead of waiting when another analytics run is going",
     )
     p.set_defaults(func=cmd_refresh)
 

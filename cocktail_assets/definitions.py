@@ -15,7 +15,7 @@ import dagster as dg
 from cocktail_assets.analytics import assets as analytics
 from cocktail_assets.catalog import assets as catalog
 from cocktail_assets.environments import Settings, build_resources, read_settings
-from cocktail_assets.refresh.jobs import JOB_NAME, LOGGERS, analytics_refresh
+from cocktail_assets.refresh.jobs import JOB_NAME, LOGGERS, analytics_executor, analytics_refresh
 from cocktail_assets.refresh.sensors import refresh_sensors
 from cocktail_assets.site.assets import source_assets
 from cocktail_assets.spaces import assets as spaces
@@ -23,11 +23,16 @@ from cocktail_assets.spaces import assets as spaces
 
 def build_defs(settings: Settings, resources: Mapping[str, Any] | None = None) -> dg.Definitions:
     """The code location for ``settings``; ``resources`` replaces individual bindings (tests
-    bind their own database and store)."""
+    bind their own database and store).
+
+    Every job, Dagster's own asset job included (UI Materialize, backfills), runs in-process
+    under the analytics lock: one analytics run at a time, whatever launched it.
+    """
     return dg.Definitions(
         assets=[*source_assets, *dg.load_assets_from_modules([catalog, analytics, spaces])],
         jobs=[analytics_refresh],
         loggers=LOGGERS,
+        executor=analytics_executor,
         sensors=refresh_sensors(settings),
         resources={**build_resources(settings), **(resources or {})},
     )

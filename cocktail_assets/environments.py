@@ -14,6 +14,7 @@ run time and never shows them in the UI, a log line or metadata.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,13 @@ from cocktail_assets.errors import ConfigError
 from cocktail_assets.paths import DEFAULT_LOCAL_DIR, PROJECT_ROOT
 from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.resources.store import AnalyticsStore
+
+# Upper bounds of the settings (the README's table): a week for the sensor's timers; memory
+# grows with the neighbours per recipe and with the square of the dense-distance limit
+# (20,000 recipes: 3.2 GB).
+WEEK_MINUTES = 7 * 24 * 60
+MAX_SIMILARITY_NEIGHBORS = 200
+MAX_DENSE_DISTANCE_LIMIT = 20000
 
 
 @dataclass(frozen=True)
@@ -56,17 +64,26 @@ class Settings:
         return self.database_url is None
 
 
-def _number(environ: Mapping[str, str], name: str, default: float, cast: type = float) -> Any:
+def _number(
+    environ: Mapping[str, str], name: str, default: float, cast: type = float, *,
+    low: float = 0, high: float, why: str = "",
+) -> Any:
+    """A finite number in [low, high]; anything else is a ConfigError naming the variable,
+    the range and (briefly) the value. Upper bounds keep memory and timers sane."""
     raw = environ.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return cast(default)
+    text = raw.strip()
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    kind = "a whole number" if cast is int else "a number"
+    limits = f"from {low:g} to {high:g}" + (f" ({why})" if why else "")
     try:
-        value = cast(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative, got {raw!r}")
-    return value
+        value = float(text) if cast is float else int(text)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{name} must be {kind} {limits}, got {shown!r}") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError(f"{name} must be {kind} {limits}, got {shown!r}")
+    return cast(value)
 
 
 def read_settings(environ: Mapping[str, str] = os.environ) -> Settings:
@@ -97,14 +114,24 @@ def read_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         batch_job_definition=definition,
         batch_staging_prefix=(environ.get("BATCH_STAGING_PREFIX") or "dagster-steps").strip("/"),
         batch_log_group=environ.get("BATCH_LOG_GROUP") or None,
-        batch_max_attempts=_number(environ, "BATCH_MAX_ATTEMPTS", 3, int),
+        batch_max_attempts=_number(environ, "BATCH_MAX_ATTEMPTS", 3, int, low=1, high=10),
         debounce_minutes=_number(
-            environ, "ANALYTICS_DEBOUNCE_MINUTES", 5 if env == "dev" else 15
+            environ, "ANALYTICS_DEBOUNCE_MINUTES", 5 if env == "dev" else 15, high=WEEK_MINUTES,
         ),
-        max_wait_minutes=_number(environ, "ANALYTICS_MAX_WAIT_MINUTES", 60),
-        sensor_interval_seconds=_number(environ, "ANALYTICS_SENSOR_INTERVAL_SECONDS", 30, int),
-        similarity_neighbors=_number(environ, "SIMILARITY_NEIGHBORS", 20, int),
-        dense_distance_limit=_number(environ, "EM_DENSE_DISTANCE_LIMIT", 5000, int),
+        max_wait_minutes=_number(
+            environ, "ANALYTICS_MAX_WAIT_MINUTES", 60, high=WEEK_MINUTES
+        ),
+        sensor_interval_seconds=_number(
+            environ, "ANALYTICS_SENSOR_INTERVAL_SECONDS", 30, int, low=1, high=3600
+        ),
+        similarity_neighbors=_number(
+            environ, "SIMILARITY_NEIGHBORS", 20, int, low=1, high=MAX_SIMILARITY_NEIGHBORS,
+            why="memory grows with it",
+        ),
+        dense_distance_limit=_number(
+            environ, "EM_DENSE_DISTANCE_LIMIT", 5000, int, low=0, high=MAX_DENSE_DISTANCE_LIMIT,
+            why="the dense matrix takes 8 N² bytes",
+        ),
     )
 
 
@@ -175,6 +202,16 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "io_manager": ArtifactIOManager(store=store),
         "step_launcher": step_launcher_resource(settings),
     }
+
+
+def open_instance_environment(settings: Settings) -> dict[str, str]:
+    """``prepare_dagster_home``, with the storage URL checked first: a bad DAGSTER_PG_URL is
+    one line (ConfigError or DatabaseUnavailable) instead of Dagster's retries."""
+    from cocktail_assets.db.connection import check_dagster_storage
+
+    env = prepare_dagster_home(settings)
+    check_dagster_storage(env["DAGSTER_PG_URL"])
+    return env
 
 
 def prepare_dagster_home(settings: Settings) -> dict[str, str]:

@@ -43,6 +43,7 @@ from cocktail_assets.batch.events import (
     user_error,
 )
 from cocktail_assets.compiled import Compiles, recording_compiles
+from cocktail_assets.db import run_lock
 
 log = logging.getLogger("cocktail_assets.batch.worker")
 
@@ -223,6 +224,7 @@ def run(uri: str, attempt: int, s3: Any) -> int:
     compiled = Compiles([])
     try:
         ref = pickle.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        run_lock.held_by_host(ref.run_id)  # the host process holds the run's analytics lock
         log.info("running step %s of run %s, attempt %s", ref.step_key, ref.run_id, attempt)
         instance = external_instance_from_step_run_ref(ref, event_listener_fn=writer.add)
         # The ephemeral instance starts empty; resources that look up or tag their run

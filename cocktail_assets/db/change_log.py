@@ -126,6 +126,20 @@ def settle(conn: psycopg.Connection, snapshot: str, tables: Sequence[str]) -> in
     return settled
 
 
+def reopen_latest(conn: psycopg.Connection) -> int:
+    """Mark each tracked table's newest change pending again; returns how many tables.
+
+    For a run that may have published alongside another (its lock was lost): whatever it
+    published is then refreshed by a later run, and nothing it wrote can hide an edit that
+    another run settled. A spurious refresh is the price, and it is rare.
+    """
+    cur = conn.execute(
+        "UPDATE analytics_change_log SET settled_at = NULL WHERE settled_at IS NOT NULL "
+        "AND id IN (SELECT max(id) FROM analytics_change_log GROUP BY table_name)"
+    )
+    return cur.rowcount
+
+
 def table_versions(conn: psycopg.Connection) -> dict[str, str]:
     """Each tracked table's data version: the id of its newest change ('0' if none yet)."""
     rows = conn.execute(

@@ -4,18 +4,31 @@ Runs execute in one process (the in-process executor: the numeric steps use both
 themselves, and a step per subprocess would pay Dagster's start-up a dozen times). Heavy steps
 leave that process through the step launcher when it is bound. Launched through
 ``reconstructable`` so a step launcher can rebuild the job on the Batch worker.
+
+``analytics_executor`` is that in-process executor holding the analytics lock
+(``db/run_lock.py``) for the whole run: it is this job's executor and the code location's
+default (``build_defs``), so runs of Dagster's own asset job from the UI, backfills and
+``dagster job execute`` hold it too. It takes the lock before any step (so before the run's
+change snapshot and first read), says in the run's log whom it waits for, and fails the run
+if its lock session was cut while it ran, re-opening the site's latest edits so that a run
+that may have published alongside another settles nothing it did not publish.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import dagster as dg
 
 from cocktail_assets.dagster_private import LOG_RECORD_METADATA_ATTR
-from cocktail_assets.tags import REFRESH_TAG
+from cocktail_assets.db import run_lock
+from cocktail_assets.db.change_log import reopen_latest
+from cocktail_assets.db.connection import connect, describe_conninfo
+from cocktail_assets.tags import LOCK_TAG, REFRESH_TAG, TRIGGER_TAG
 
 JOB_NAME = "analytics_refresh"
 
@@ -30,6 +43,11 @@ class _ProgressHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, LOG_RECORD_METADATA_ATTR, None)
+        if meta and not meta.get("step_key") and record.levelno >= logging.WARNING:
+            # run-level warnings: waiting for the analytics lock, a lost lock
+            stamp = datetime.now().strftime("%H:%M:%S")
+            print(f"[{stamp}] {meta.get('orig_message', '')}", file=sys.stdout, flush=True)
+            return
         if not meta or not meta.get("step_key"):
             return
         stamp = datetime.now().strftime("%H:%M:%S")
@@ -55,10 +73,84 @@ def progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     return log
 
 
+def _database_conninfo(job_def: dg.JobDefinition, instance: dg.DagsterInstance) -> str:
+    """The connection string of the job's own ``database`` resource (EnvVars resolved)."""
+    resource_def = job_def.resource_defs.get("database")
+    if resource_def is None:
+        raise RuntimeError(
+            f"job {job_def.name} has no database resource: the analytics lock needs one"
+        )
+    with dg.build_resources({"database": resource_def}, instance=instance) as resources:
+        return resources.database.conninfo()
+
+
+def describe_holder(instance: dg.DagsterInstance, holder: run_lock.Holder) -> str:
+    """'run 1234… (trigger sensor, STARTED)' for a waiting line."""
+    if holder.run_id is None:
+        return holder.describe()
+    run = instance.get_run_by_id(holder.run_id)
+    if run is None:
+        return f"run {holder.run_id}"
+    return (f"run {holder.run_id} (trigger {run.tags.get(TRIGGER_TAG, 'ui')}, "
+            f"{run.status.value})")
+
+
+class LockedExecutor(dg.Executor):
+    """Dagster's in-process executor, holding the analytics lock for the run."""
+
+    def __init__(self, inner: dg.Executor) -> None:
+        self._inner = inner
+
+    @property
+    def retries(self) -> Any:
+        return self._inner.retries
+
+    @property
+    def step_dependency_config(self) -> Any:
+        return self._inner.step_dependency_config
+
+    def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[dg.DagsterEvent]:
+        run = plan_context.dagster_run
+        instance = plan_context.instance
+        conninfo = _database_conninfo(plan_context.job.get_definition(), instance)
+
+        def opened() -> None:
+            instance.add_run_tags(run.run_id, {LOCK_TAG: "true"})
+
+        def waiting(holder: run_lock.Holder) -> None:
+            plan_context.log.warning(
+                f"waiting for the analytics lock on {describe_conninfo(conninfo)}: "
+                f"held by {describe_holder(instance, holder)}; one analytics run at a time"
+            )
+
+        lock = run_lock.enter(conninfo, run.run_id, on_open=opened, on_wait=waiting)
+        try:
+            yield from self._inner.execute(plan_context, execution_plan)
+            if lock is not None and not lock.still_held():
+                with connect(conninfo, autocommit=True) as conn:
+                    reopened = reopen_latest(conn)
+                raise run_lock.RunLockLost(
+                    f"run {run.run_id} lost its analytics lock on {lock.where} while it ran "
+                    f"(its session was cut); another run may have published alongside it, so "
+                    f"the latest edits of {reopened} table(s) are pending again"
+                )
+        finally:
+            run_lock.leave(lock)
+
+
+@dg.executor(
+    name="analytics_in_process",
+    config_schema=dg.in_process_executor.config_schema,
+)
+def analytics_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
+    """In-process execution under the analytics lock (one analytics run at a time)."""
+    return LockedExecutor(dg.in_process_executor.executor_creation_fn(init_context))
+
+
 analytics_refresh = dg.define_asset_job(
     JOB_NAME,
     selection=ANALYTICS_SELECTION,
-    executor_def=dg.in_process_executor,
+    executor_def=analytics_executor,
     tags={REFRESH_TAG: "true"},
     description="Materialize the analytics (all, or the subset a refresh selects).",
 )

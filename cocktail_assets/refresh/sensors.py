@@ -26,6 +26,7 @@ from cocktail_assets.db.change_log import PendingChanges, pending_changes, settl
 from cocktail_assets.environments import Settings
 from cocktail_assets.errors import ConfigError, DatabaseUnavailable
 from cocktail_assets.refresh.jobs import JOB_NAME
+from cocktail_assets.refresh.liveness import fail_dead_runs
 from cocktail_assets.refresh.policy import Decision, Policy, RunHistory, decide
 from cocktail_assets.refresh.settle import (
     downstream_of_tables,
@@ -33,7 +34,13 @@ from cocktail_assets.refresh.settle import (
     settle_unsettled_runs,
 )
 from cocktail_assets.resources.database import CocktailDatabase
-from cocktail_assets.tags import CHANGE_SNAPSHOT_TAG, REFRESH_TAG, SETTLED_TAG, TRIGGER_TAG
+from cocktail_assets.tags import (
+    CHANGE_SNAPSHOT_TAG,
+    LOCK_TAG,
+    REFRESH_TAG,
+    SETTLED_TAG,
+    TRIGGER_TAG,
+)
 
 REFRESH_SENSOR_NAME = "refresh_sensor"
 SETTLE_SENSOR_NAME = "settle_on_success"
@@ -82,7 +89,12 @@ def read_history(
 ) -> tuple[RunHistory, TickCursor]:
     """The refresh runs' state from the instance (two small run-storage queries)."""
     refresh = {REFRESH_TAG: "true"}
-    active = instance.get_runs(dg.RunsFilter(tags=refresh, statuses=ACTIVE_STATUSES), limit=1)
+    # Refresh runs, and any other run holding or waiting for the analytics lock (a UI
+    # materialization of Dagster's own asset job carries no refresh tag).
+    active = instance.get_runs(
+        dg.RunsFilter(tags=refresh, statuses=ACTIVE_STATUSES), limit=1
+    ) or instance.get_runs(dg.RunsFilter(tags={LOCK_TAG: "true"}, statuses=ACTIVE_STATUSES),
+                           limit=1)
     finished = list(
         instance.get_runs(
             dg.RunsFilter(tags=refresh, statuses=FINISHED_STATUSES), limit=_HISTORY_LIMIT
@@ -186,6 +198,8 @@ def refresh_tick(
         for run_id, rows in settle_unsettled_runs(instance, database, graph).items():
             context.log.info(f"settled {rows} change(s) covered by run {run_id}")
         with database.connect(autocommit=True) as conn:
+            for _run_id, message in fail_dead_runs(instance, conn, database.describe()):
+                context.log.warning(message)
             ev = evaluate(instance, conn, graph, policy, TickCursor.parse(context.cursor))
             if ev.decision.settle_tables:
                 settle(conn, ev.pending.snapshot, ev.decision.settle_tables)

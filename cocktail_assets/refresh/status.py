@@ -14,7 +14,9 @@ import dagster as dg
 import psycopg
 
 from cocktail_assets.dagster_private import BaseAssetGraph, InstigatorType
-from cocktail_assets.environments import Settings, database_resource, prepare_dagster_home
+from cocktail_assets.environments import Settings, database_resource, open_instance_environment
+from cocktail_assets.refresh.causes import failure_cause
+from cocktail_assets.refresh.liveness import fail_dead_runs
 from cocktail_assets.refresh.policy import Policy, format_duration
 from cocktail_assets.refresh.sensors import (
     FINISHED_STATUSES,
@@ -73,11 +75,12 @@ def status_lines(
     cursor, sensor_lines = _sensor_state(instance)
     try:
         with database.connect(autocommit=True) as conn:
+            dead = fail_dead_runs(instance, conn, database.describe())
             ev = evaluate(instance, conn, graph, policy, TickCursor.parse(cursor))
     except psycopg.Error as exc:
         raise database_error(database, exc) from None
     pending, history, decision = ev.pending, ev.history, ev.decision
-    lines = [
+    lines = [f"marked failed: {message}" for _run_id, message in dead] + [
         f"database {database.describe()}, its clock {_time(pending.now)} UTC",
         f"debounce {format_duration(policy.debounce)}, max wait "
         f"{format_duration(policy.max_wait)}, sensor every {sensor_interval_seconds}s",
@@ -117,6 +120,11 @@ def status_lines(
             f"last refresh run: {run.run_id} {run.status.value}, ended {_time(record.end_time)} "
             f"UTC, trigger {run.tags.get(TRIGGER_TAG, 'ui')}"
         )
+        cause = failure_cause(instance, run.run_id) if run.status != dg.DagsterRunStatus.SUCCESS \
+            else None
+        if cause is not None:
+            step = f" (step {cause.step})" if cause.step else ""
+            lines.append(f"  cause{step}: {cause.message}")
     else:
         lines.append("last refresh run: none")
     if history.consecutive_failures:
@@ -139,7 +147,7 @@ def print_status(
 ) -> None:
     """Print what the refresh sensor sees and would do (``cocktail-assets status``); ``graph``
     is the code location's asset graph."""
-    os.environ.update(prepare_dagster_home(settings))
+    os.environ.update(open_instance_environment(settings))
     policy = Policy.from_minutes(settings.debounce_minutes, settings.max_wait_minutes)
     database = database_resource(settings, for_dagster=False)
     with dg.DagsterInstance.get() as instance:

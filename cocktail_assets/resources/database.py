@@ -10,13 +10,13 @@ from dagster import ConfigurableResource, InitResourceContext
 from psycopg.conninfo import make_conninfo
 from pydantic import PrivateAttr
 
+from cocktail_assets.db import run_lock
 from cocktail_assets.db.change_log import current_snapshot
 from cocktail_assets.db.connection import connect, describe_conninfo, validate_conninfo
 from cocktail_assets.db.embedded import ensure_embedded
 from cocktail_assets.errors import ConfigError
 from cocktail_assets.paths import DEFAULT_LOCAL_DIR
-
-CHANGE_SNAPSHOT_TAG = "cocktail-assets/change-snapshot"
+from cocktail_assets.tags import CHANGE_SNAPSHOT_TAG, LOCK_TAG
 
 
 class CocktailDatabase(ConfigurableResource):
@@ -57,7 +57,12 @@ class CocktailDatabase(ConfigurableResource):
         return self._resolved
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        """Record, once per run, the change-tracking snapshot before any step reads.
+        """Hold the analytics lock, then record, once per run, the change-tracking snapshot
+        before any step reads.
+
+        The run's executor normally holds the lock already (this is then a no-op); runs that
+        bypass it (``execute_in_process``, ``materialize``) take it here, before the snapshot.
+        A Batch step container takes none: its host holds the run's lock.
 
         Every step that reads the site initialises this resource first, so the run tag
         ``cocktail-assets/change-snapshot`` always predates the run's reads: when the run
@@ -65,7 +70,27 @@ class CocktailDatabase(ConfigurableResource):
         This holds for runs from the UI, the CLI and the sensor alike.
         """
         run = context.run
-        if run is None or context.instance is None or CHANGE_SNAPSHOT_TAG in run.tags:
+        if run is None or context.instance is None or run_lock.is_held_elsewhere(run.run_id):
+            return
+        instance = context.instance
+
+        def opened() -> None:
+            instance.add_run_tags(run.run_id, {LOCK_TAG: "true"})
+
+        def waiting(holder: run_lock.Holder) -> None:
+            context.log.warning(
+                f"waiting for the analytics lock on {self.describe()}: held by "
+                f"{holder.describe()}; one analytics run at a time"
+            )
+
+        def ended() -> bool:
+            stored = instance.get_run_by_id(run.run_id)
+            return stored is None or stored.is_finished
+
+        run_lock.enter(
+            self.conninfo(), run.run_id, on_open=opened, on_wait=waiting, until=ended
+        )
+        if CHANGE_SNAPSHOT_TAG in run.tags:
             return
         stored = context.instance.get_run_by_id(run.run_id)
         if stored is not None and CHANGE_SNAPSHOT_TAG in stored.tags:
