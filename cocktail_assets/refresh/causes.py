@@ -83,11 +83,11 @@ def failure_cause(instance: dg.DagsterInstance, run_id: str) -> Cause | None:
         if event is None:
             continue
         error = _errors(record)
-        if event.event_type_value == "STEP_FAILURE" and error is not None:
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE and error is not None:
             step_causes.append(cause_of_error(error, event.step_key))
         elif error is not None:
             run_causes.append(cause_of_error(error))
-        elif event.event_type_value == "RUN_FAILURE" and event.message:
+        elif event.event_type == dg.DagsterEventType.RUN_FAILURE and event.message:
             message = event.message
     for causes in (step_causes, run_causes):
         user = [c for c in causes if c.user]

@@ -17,9 +17,12 @@ that may have published alongside another settles nothing it did not publish.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -95,6 +98,25 @@ def describe_holder(instance: dg.DagsterInstance, holder: run_lock.Holder) -> st
             f"{run.status.value})")
 
 
+# Test hook: ``<step key>:<file>`` pauses the run just before that step starts, until the file
+# exists (at most two minutes), having created ``<file>.paused``; what the interleaving tests
+# of two runs use instead of kill -STOP.
+PAUSE_ENV = "COCKTAIL_TEST_PAUSE_BEFORE_STEP"
+
+
+def _pause_if_asked(event: dg.DagsterEvent) -> None:
+    hook = os.environ.get(PAUSE_ENV)
+    if not hook or event.event_type_value != "STEP_START":
+        return
+    step, _, gate = hook.partition(":")
+    if event.step_key != step or not gate:
+        return
+    Path(gate + ".paused").touch()
+    deadline = time.monotonic() + 120
+    while not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 class LockedExecutor(dg.Executor):
     """Dagster's in-process executor, holding the analytics lock for the run."""
 
@@ -125,7 +147,9 @@ class LockedExecutor(dg.Executor):
 
         lock = run_lock.enter(conninfo, run.run_id, on_open=opened, on_wait=waiting)
         try:
-            yield from self._inner.execute(plan_context, execution_plan)
+            for event in self._inner.execute(plan_context, execution_plan):
+                yield event
+                _pause_if_asked(event)
             if lock is not None and not lock.still_held():
                 with connect(conninfo, autocommit=True) as conn:
                     reopened = reopen_latest(conn)

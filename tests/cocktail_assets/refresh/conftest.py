@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -34,10 +39,12 @@ SITE_TABLES = ("recipes", "ingredients", "recipe_ingredients", "units", "ratings
 
 
 class Switch(dg.ConfigurableResource):
-    """Test behaviour of the toy run: fail, or make a site edit in the middle of it."""
+    """Test behaviour of the toy run: fail, make a site edit in the middle of it, or pause
+    the space after it has read (until the file ``gate`` exists; ``gate.paused`` says so)."""
 
     fail: bool = False
     edit_sql: str | None = None
+    gate: str | None = None
 
 
 def _site(table: str) -> dg.AssetKey:
@@ -81,7 +88,13 @@ def cocktail_space(database: CocktailDatabase, switch: Switch) -> dg.Materialize
             conn.execute(switch.edit_sql)
     if switch.fail:
         raise RuntimeError("toy space failed")
-    return _count(database, "recipes")
+    result = _count(database, "recipes")
+    if switch.gate:
+        Path(switch.gate + ".paused").touch()
+        deadline = time.monotonic() + 60
+        while not Path(switch.gate).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return result
 
 
 TOY_ASSETS = [ingredient_catalog, recipe_volumes, ingredient_usage, cocktail_space]
@@ -98,6 +111,7 @@ class Toy:
     max_wait_minutes: float = 60
     fail: bool = False
     edit_sql: str | None = None
+    gate: str | None = None
 
     def database(self) -> CocktailDatabase:
         return CocktailDatabase(url=self.db_url)
@@ -114,7 +128,7 @@ class Toy:
             sensors=refresh_sensors(settings),
             resources={
                 "database": self.database(),
-                "switch": Switch(fail=self.fail, edit_sql=self.edit_sql),
+                "switch": Switch(fail=self.fail, edit_sql=self.edit_sql, gate=self.gate),
             },
         )
 
@@ -238,3 +252,83 @@ def site(toy: Toy) -> Toy:
     )
     toy.sql("UPDATE analytics_change_log SET settled_at = now() AT TIME ZONE 'utc'")
     return toy
+
+
+ROOT = Path(__file__).resolve().parents[3]
+CLI = str(Path(sys.executable).with_name("cocktail-assets"))
+
+
+@dataclasses.dataclass
+class Cli:
+    """The real command in subprocesses, on one test database and a Dagster instance of its
+    own (this project's dagster.yaml, storage in PostgreSQL)."""
+
+    env: dict[str, str]
+    db_url: str
+    tmp: Path
+
+    def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [CLI, *args], env={**self.env, **env}, cwd=ROOT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+
+    def run(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [CLI, *args], env={**self.env, **env}, cwd=ROOT, text=True, capture_output=True,
+            timeout=timeout,
+        )
+
+    def instance(self) -> dg.DagsterInstance:
+        """The same instance as the subprocesses' (call with their environment applied)."""
+        return dg.DagsterInstance.get()
+
+    def sql(self, statement: str, params: tuple = ()) -> list[tuple]:
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            cur = conn.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+
+
+def wait_for(path: Path, timeout: float = 120, procs: tuple = ()) -> None:
+    """Until ``path`` exists; fails early, with their output, if a process ended first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        for proc in procs:
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                raise AssertionError(f"process ended early ({proc.returncode}):\n{out}\n{err}")
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def cli(
+    db_url: str, database_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cli]:
+    """The sample site on the test database and an initialised instance; the test process
+    gets the same Dagster environment so it can read the runs."""
+    from cocktail_assets.db.connection import dagster_storage_url
+    from cocktail_assets.db.seed import seed_sample
+
+    with psycopg.connect(db_url) as conn:
+        seed_sample(conn)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(ROOT),
+        "DAGSTER_PG_URL": dagster_storage_url(database_factory(migrated=False)),
+        "COCKTAIL_DAGSTER_STORAGE": str(tmp_path / "dagster"),
+        "COCKTAIL_DAGSTER_COMPUTE_LOGS": str(tmp_path / "logs"),
+        "DATABASE_URL": db_url,
+        "COCKTAIL_ENV": "local",
+        "COCKTAIL_LOCAL_DIR": str(tmp_path),
+    }
+    for name in ("ANALYTICS_BUCKET", "AWS_ENDPOINT_URL", "BATCH_JOB_QUEUE", "BATCH_JOB_DEFINITION"):
+        env.pop(name, None)
+        monkeypatch.delenv(name, raising=False)
+    for name in ("DAGSTER_HOME", "DAGSTER_PG_URL", "COCKTAIL_DAGSTER_STORAGE",
+                 "COCKTAIL_DAGSTER_COMPUTE_LOGS", "DATABASE_URL", "COCKTAIL_ENV",
+                 "COCKTAIL_LOCAL_DIR"):
+        monkeypatch.setenv(name, env[name])
+    with dg.DagsterInstance.get():  # create the storage schema once, before any race
+        pass
+    yield Cli(env, db_url, tmp_path)
