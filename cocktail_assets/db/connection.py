@@ -81,8 +81,10 @@ def check_dagster_storage(url: str, setting: str = "DAGSTER_PG_URL") -> None:
 
 
 def _reason(exc: psycopg.OperationalError) -> str:
-    reason = (str(exc).strip().splitlines() or ["connection failed"])[-1]
-    return reason.removeprefix("FATAL:").strip()
+    """libpq's first line without its 'connection to server at … failed:' preamble."""
+    reason = (str(exc).strip().splitlines() or ["connection failed"])[0]
+    reason = re.sub(r"^(connection failed: )?connection to server .*? failed: ", "", reason)
+    return reason.strip().removeprefix("FATAL:").strip() or "connection failed"
 
 
 def as_url(conninfo: str) -> str:
