@@ -35,6 +35,12 @@ from dagster import EventLogEntry, deserialize_value, serialize_value
 from cocktail_assets.dagster_private import SerializableErrorInfo
 
 ATTEMPT_ENV = "COCKTAIL_STEP_ATTEMPT"  # the attempt number, set per submission
+RUN_ID_ENV = "COCKTAIL_STEP_RUN_ID"  # the run and step the job is for, set per submission
+STEP_KEY_ENV = "COCKTAIL_STEP_KEY"
+DIGEST_OPTION = "--sha256"  # the job command: <ref uri> --sha256 <hex digest of the ref>
+# Tags of every submitted job; deploy/cloudformation.yaml's host policy conditions
+# TerminateJob on them.
+JOB_TAGS = (("Project", "cocktail-assets"),)
 REF_NAME = "step_run_ref.pkl"
 RESULT_NAME = "result.json"
 CHUNK_FORMAT = 1

@@ -22,6 +22,7 @@ rerun a container under the same attempt number.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import re
 import time
@@ -48,6 +49,10 @@ from pydantic import Field, PrivateAttr
 
 from cocktail_assets.batch.events import (
     ATTEMPT_ENV,
+    DIGEST_OPTION,
+    JOB_TAGS,
+    RUN_ID_ENV,
+    STEP_KEY_ENV,
     EventStream,
     attempt_dir,
     highest_attempt,
@@ -165,14 +170,18 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
         self._check_queue(batch)
         folder = step_dir(self.staging_prefix, ref.run_id, ref.step_key)
         uri = f"s3://{self.staging_bucket}/{ref_key(folder)}"
-        s3.put_object(Bucket=self.staging_bucket, Key=ref_key(folder), Body=pickle.dumps(ref))
+        body = pickle.dumps(ref)
+        s3.put_object(Bucket=self.staging_bucket, Key=ref_key(folder), Body=body)
+        # The worker unpickles the reference only if it hashes to this: the job role may write
+        # under the staging prefix, so a step must not be able to plant code for a later one.
+        digest = hashlib.sha256(body).hexdigest()
         # A Dagster retry of this step in the same run numbers its attempts after earlier ones.
         first = highest_attempt(s3, self.staging_bucket, folder) + 1
         environment = self._container_environment(step_context)
 
         for number in range(self.max_attempts):
             attempt = first + number
-            watch = self._submit(batch, step_context, uri, attempt, environment)
+            watch = self._submit(batch, step_context, uri, digest, attempt, environment)
             yield from self._watch(step_context, batch, s3, attempt_dir(folder, attempt), watch)
             if watch.step_end is not None and watch.remote_failure is None:
                 if watch.status != "SUCCEEDED":
@@ -243,8 +252,8 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
     def _container_environment(self, step_context: StepExecutionContext) -> dict[str, str]:
         """What the step needs in the container, and nothing secret."""
         env: dict[str, str] = {
-            "COCKTAIL_STEP_RUN_ID": step_context.dagster_run.run_id,
-            "COCKTAIL_STEP_KEY": step_context.step.key,
+            RUN_ID_ENV: step_context.dagster_run.run_id,
+            STEP_KEY_ENV: step_context.step.key,
         }
         if self.region:
             env["AWS_REGION"] = self.region
@@ -258,8 +267,8 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
         return env
 
     def _submit(
-        self, batch: Any, step_context: StepExecutionContext, uri: str, attempt: int,
-        environment: Mapping[str, str],
+        self, batch: Any, step_context: StepExecutionContext, uri: str, digest: str,
+        attempt: int, environment: Mapping[str, str],
     ) -> _Watch:
         run_id = step_context.dagster_run.run_id
         step_key = step_context.step.key
@@ -272,8 +281,11 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
                 jobName=name,
                 jobQueue=self.job_queue,
                 jobDefinition=self.job_definition,
-                # The image's ENTRYPOINT is cocktail-assets-step; its one argument is the URI.
-                containerOverrides={"command": [uri], "environment": env},
+                # The image's ENTRYPOINT is cocktail-assets-step; its arguments are the URI and
+                # the reference's digest, which only this launcher (SubmitJob) can set.
+                containerOverrides={
+                    "command": [uri, DIGEST_OPTION, digest], "environment": env,
+                },
                 # One Batch attempt: this launcher resubmits after a Spot reclaim, with a new
                 # attempt number. SubmitJob's strategy replaces the definition's, rules included.
                 retryStrategy={
@@ -283,8 +295,10 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
                         {"onReason": "*", "action": "EXIT"},
                     ],
                 },
-                # No job tags: tagging on SubmitJob also needs batch:TagResource, which the
-                # host policy does not grant; the name carries run, step and attempt.
+                # The host policy lets TerminateJob act only on jobs carrying this tag (and
+                # TagResource only add it, on SubmitJob).
+                tags=dict(JOB_TAGS),
+                propagateTags=True,
             )
         except ClientError as error:
             message = error.response.get("Error", {}).get("Message", str(error))

@@ -15,11 +15,14 @@ launcher never sees a chunk replaced under it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
 import pickle
 import queue
+import re
 import signal
 import sys
 import threading
@@ -32,6 +35,10 @@ from botocore.exceptions import ClientError
 
 from cocktail_assets.batch.events import (
     ATTEMPT_ENV,
+    DIGEST_OPTION,
+    REF_NAME,
+    RUN_ID_ENV,
+    STEP_KEY_ENV,
     attempt_dir_of_ref,
     chunk_key,
     content_md5,
@@ -171,15 +178,19 @@ def _write_result(s3: Any, bucket: str, folder: str, result: dict[str, Any]) -> 
     )
 
 
-def _parse_args(argv: Sequence[str]) -> str:
+_USAGE = f"usage: {ENTRYPOINT} s3://<bucket>/<key of step_run_ref.pkl> {DIGEST_OPTION} <hex>"
+
+
+def _parse_args(argv: Sequence[str]) -> tuple[str, str]:
+    """(ref URI, its sha256 hex digest) from the job's command."""
     args = list(argv)
     # The image's ENTRYPOINT already is this command; tolerate it repeated in the job command.
     if args and os.path.basename(args[0]) == ENTRYPOINT:
         args = args[1:]
-    if len(args) != 1:
-        raise ValueError(f"usage: {ENTRYPOINT} s3://<bucket>/<key of step_run_ref.pkl>")
+    if len(args) != 3 or args[1] != DIGEST_OPTION or not re.fullmatch(r"[0-9a-f]{64}", args[2]):
+        raise ValueError(_USAGE)
     parse_s3_uri(args[0])
-    return args[0]
+    return args[0], args[2]
 
 
 def preload(ref: Any) -> None:
@@ -201,8 +212,26 @@ def preload(ref: Any) -> None:
             return
 
 
-def run(uri: str, attempt: int, s3: Any) -> int:
-    """Run the step staged at ``uri`` as ``attempt``; returns the process exit status."""
+def check_own_reference(key: str, body: bytes, digest: str, environ: Any = os.environ) -> None:
+    """Refuse, before unpickling, a reference that is not this job's own: it must sit at the
+    run and step the launcher named in the job's environment and hash to the digest in the
+    job's command (both set by SubmitJob, which the job role cannot call)."""
+    run_id, step_key = environ.get(RUN_ID_ENV), environ.get(STEP_KEY_ENV)
+    if run_id and step_key and not key.endswith(f"/{run_id}/{step_key}/{REF_NAME}"):
+        raise ValueError(
+            f"{key} is not the staged reference of run {run_id}, step {step_key}: refusing it"
+        )
+    actual = hashlib.sha256(body).hexdigest()
+    if not hmac.compare_digest(actual, digest):
+        raise ValueError(
+            f"{key} does not match the digest its launcher recorded (sha256 {actual[:12]}…, "
+            f"expected {digest[:12]}…): refusing to load it"
+        )
+
+
+def run(uri: str, attempt: int, s3: Any, digest: str) -> int:
+    """Run the step staged at ``uri`` (which must hash to ``digest``) as ``attempt``; returns
+    the process exit status."""
     from dagster import external_instance_from_step_run_ref, run_step_from_ref
 
     bucket, key = parse_s3_uri(uri)
@@ -223,7 +252,9 @@ def run(uri: str, attempt: int, s3: Any) -> int:
     error: str | None = None
     compiled = Compiles([])
     try:
-        ref = pickle.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        check_own_reference(key, body, digest)
+        ref = pickle.loads(body)
         run_lock.held_by_host(ref.run_id)  # the host process holds the run's analytics lock
         log.info("running step %s of run %s, attempt %s", ref.step_key, ref.run_id, attempt)
         instance = external_instance_from_step_run_ref(ref, event_listener_fn=writer.add)
@@ -266,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     log.setLevel(logging.INFO)
     try:
-        uri = _parse_args(sys.argv[1:] if argv is None else argv)
+        uri, digest = _parse_args(sys.argv[1:] if argv is None else argv)
         attempt = int(os.environ.get(ATTEMPT_ENV) or "1")
     except ValueError as error:
         print(f"{ENTRYPOINT}: {error}", file=sys.stderr)
@@ -276,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     import boto3
 
-    return run(uri, attempt, boto3.client("s3"))
+    return run(uri, attempt, boto3.client("s3"), digest)
 
 
 if __name__ == "__main__":

@@ -328,9 +328,12 @@ def check_bucket(t: dict) -> None:
     ), "no Deny of non-TLS access"
 
 
+EVENTS_PATTERN = "/*/attempt-*"  # the one inner wildcard: the worker's own attempt folders
+
+
 def check_s3_scoped(t: dict, logical_id: str) -> None:
     """S3 object actions only on the two prefixes, ListBucket only on the
-    bucket with a prefix condition, never a "*" resource."""
+    bucket with a prefix condition, never a "*" resource, nothing deletes."""
     keys = allowed_key_prefixes(t)
     arn = bucket_arn(t)
     prefixes = [f"{arn}/{k}" for k in keys]
@@ -346,9 +349,7 @@ def check_s3_scoped(t: dict, logical_id: str) -> None:
         actions = set(as_list(s["Action"]))
         seen |= actions
         resources = as_list(s["Resource"])
-        assert actions <= {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}, (
-            actions
-        )
+        assert actions <= {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}, actions
         assert "*" not in resources and "arn:aws:s3:::*" not in resources, resources
         if "s3:ListBucket" in actions:
             assert actions == {"s3:ListBucket"}, "keep ListBucket in its own statement"
@@ -362,24 +363,37 @@ def check_s3_scoped(t: dict, logical_id: str) -> None:
         else:
             for r in resources:
                 assert any(r.startswith(p) for p in prefixes), f"{r} outside {prefixes}"
-                assert "*" not in r[:-1], f"wildcard inside {r}"
+                inner = r.removesuffix(EVENTS_PATTERN) if r.endswith(EVENTS_PATTERN) else r[:-1]
+                assert "*" not in inner, f"wildcard inside {r}"
     assert {"s3:GetObject", "s3:PutObject", "s3:ListBucket"} <= seen, seen
 
 
+def _granted(t: dict, logical_id: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for s in statements(t, logical_id):
+        assert s["Effect"] == "Allow"
+        for a in as_list(s["Action"]):
+            out.setdefault(a, set()).update(as_list(s["Resource"]))
+    return out
+
+
 def check_job_role(t: dict) -> None:
+    """Exactly what the step worker calls (issue 12): read/write the analytics objects,
+    read the staging prefix, write only its attempt folders there (never a step
+    reference), list only the staging prefix; no delete, no logs (the awslogs driver
+    uses the execution role)."""
     role = job_role_id(t)
     check_s3_scoped(t, role)
     trust = t["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "ecs-tasks.amazonaws.com"}]
-    for s in statements(t, role):
-        for a in as_list(s["Action"]):
-            assert a.split(":")[0] in ("s3", "logs"), f"job role grants {a}"
-            if a.startswith("logs:"):
-                assert a in ("logs:CreateLogStream", "logs:PutLogEvents"), a
-                for r in as_list(s["Resource"]):
-                    assert r.startswith(
-                        "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/batch/cocktail-assets:"
-                    ), r
+    bucket = bucket_arn(t)
+    assert _granted(t, role) == {
+        "s3:GetObject": {f"{bucket}/analytics/*", f"{bucket}/dagster-steps/*"},
+        "s3:PutObject": {f"{bucket}/analytics/*", f"{bucket}/dagster-steps/*/attempt-*"},
+        "s3:ListBucket": {bucket},
+    }, _granted(t, role)
+    (listing,) = [s for s in statements(t, role) if "s3:ListBucket" in as_list(s["Action"])]
+    assert as_list(listing["Condition"]["StringLike"]["s3:prefix"]) == ["dagster-steps/*"]
 
 
 def check_no_wildcard_actions(t: dict) -> None:
@@ -393,7 +407,6 @@ def check_no_wildcard_actions(t: dict) -> None:
             assert set(as_list(s["Action"])) <= {
                 "batch:DescribeJobs",
                 "batch:DescribeJobQueues",
-                "cloudwatch:PutMetricData",
                 "ecr:GetAuthorizationToken",
             }, f"{name}: {s['Action']} on *"
 
@@ -431,15 +444,27 @@ def check_host_policy(t: dict) -> None:
         "arn:aws:batch:eu-west-1:123456789012:job-definition/cocktail-assets-step:*",
     }
     assert resources("batch:DescribeJobs") == {"*"}
-    for a in ("batch:TerminateJob", "batch:CancelJob"):
-        assert resources(a) == {"arn:aws:batch:eu-west-1:123456789012:job/*"}, a
+    jobs = "arn:aws:batch:eu-west-1:123456789012:job/*"
+    (stop,) = by_action["batch:TerminateJob"]
+    assert as_list(stop["Resource"]) == [jobs]
+    assert stop.get("Condition") == {
+        "StringEquals": {"aws:ResourceTag/Project": "cocktail-assets"}
+    }, "TerminateJob only on the jobs the launcher tagged"
+    (tag,) = by_action["batch:TagResource"]
+    assert as_list(tag["Resource"]) == [jobs] and tag.get("Condition") == {
+        "StringEquals": {"aws:RequestTag/Project": "cocktail-assets"},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["Project"]},
+    }, tag.get("Condition")
     assert resources("logs:GetLogEvents") == {
         "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/batch/cocktail-assets:log-stream:*"
     }
-    (metric,) = by_action["cloudwatch:PutMetricData"]
-    assert metric.get("Condition") == {
-        "StringEquals": {"cloudwatch:namespace": "CocktailAssets"}
-    }, metric.get("Condition")
+    # Only what the launcher and the store call (issue 12): nothing deletes, nothing
+    # cancels (TerminateJob is used), no metrics until something publishes them.
+    assert set(by_action) == {
+        "batch:SubmitJob", "batch:DescribeJobs", "batch:DescribeJobQueues", "batch:TagResource",
+        "batch:TerminateJob", "iam:PassRole", "s3:GetObject", "s3:PutObject", "s3:ListBucket",
+        "logs:GetLogEvents",
+    }, sorted(by_action)
     check_s3_scoped(t, name)
 
 
@@ -590,26 +615,43 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict], None]]] = {
     "job-s3-whole-bucket": (
         "job_role",
         _set(
-            lambda t: _stmt(t, "BatchJobRole", "ReadWritePrefixedObjects"),
+            lambda t: _stmt(t, "BatchJobRole", "ReadWriteAnalytics"),
             "Resource",
             {"Fn::Sub": "${AnalyticsBucket.Arn}/*"},
         ),
     ),
     "job-s3-star": (
         "job_role",
-        _set(lambda t: _stmt(t, "BatchJobRole", "ReadWritePrefixedObjects"), "Resource", "*"),
+        _set(lambda t: _stmt(t, "BatchJobRole", "ReadWriteAnalytics"), "Resource", "*"),
     ),
     "job-s3-all-actions": (
         "job_role",
-        _set(lambda t: _stmt(t, "BatchJobRole", "ReadWritePrefixedObjects"), "Action", "s3:*"),
+        _set(lambda t: _stmt(t, "BatchJobRole", "ReadWriteAnalytics"), "Action", "s3:*"),
+    ),
+    "job-deletes": (
+        "job_role",
+        _set(lambda t: _stmt(t, "BatchJobRole", "ReadWriteAnalytics"), "Action",
+             ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]),
+    ),
+    "job-writes-step-references": (
+        "job_role",
+        _set(lambda t: _stmt(t, "BatchJobRole", "WriteStepEvents"), "Resource",
+             {"Fn::Sub": "${AnalyticsBucket.Arn}/${StagingPrefix}/*"}),
+    ),
+    "job-lists-analytics": (
+        "job_role",
+        lambda t: _stmt(t, "BatchJobRole", "ListStaging")["Condition"]["StringLike"][
+            "s3:prefix"].append({"Fn::Sub": "${AnalyticsPrefix}/*"}),
     ),
     "job-list-unconditioned": (
         "job_role",
-        _delete(lambda t: _stmt(t, "BatchJobRole", "ListPrefixes"), "Condition"),
+        _delete(lambda t: _stmt(t, "BatchJobRole", "ListStaging"), "Condition"),
     ),
-    "job-logs-any-group": (
+    "job-writes-logs": (
         "job_role",
-        _set(lambda t: _stmt(t, "BatchJobRole", "WriteOwnLogGroup"), "Resource", "*"),
+        lambda t: _res(t, "BatchJobRole")["Policies"][0]["PolicyDocument"]["Statement"].append(
+            {"Sid": "Logs", "Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"}
+        ),
     ),
     "exec-ecr-any-repo": (
         "execution_role",
@@ -634,9 +676,30 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict], None]]] = {
         "pass_role",
         _delete(lambda t: _stmt(t, "DagsterHostPolicy", "PassJobRole"), "Condition"),
     ),
-    "host-metrics-any-namespace": (
+    "host-terminates-untagged": (
         "host_policy",
-        _delete(lambda t: _stmt(t, "DagsterHostPolicy", "PutMetrics"), "Condition"),
+        _delete(lambda t: _stmt(t, "DagsterHostPolicy", "StopSteps"), "Condition"),
+    ),
+    "host-cancels": (
+        "host_policy",
+        _set(lambda t: _stmt(t, "DagsterHostPolicy", "StopSteps"), "Action",
+             ["batch:TerminateJob", "batch:CancelJob"]),
+    ),
+    "host-tags-anything": (
+        "host_policy",
+        _delete(lambda t: _stmt(t, "DagsterHostPolicy", "TagStepsOnSubmit"), "Condition"),
+    ),
+    "host-deletes": (
+        "host_policy",
+        _set(lambda t: _stmt(t, "DagsterHostPolicy", "ReadWritePrefixedObjects"), "Action",
+             ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]),
+    ),
+    "host-puts-metrics": (
+        "host_policy",
+        lambda t: _res(t, "DagsterHostPolicy")["PolicyDocument"]["Statement"].append(
+            {"Sid": "PutMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
+             "Resource": "*"}
+        ),
     ),
     "host-terminate-star": (
         "host_policy",

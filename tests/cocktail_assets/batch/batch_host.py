@@ -122,7 +122,7 @@ class BatchHost:
         self.processes[job.job_id] = proc
         folder = None
         if play.action == "reclaim":
-            bucket, key = parse_s3_uri(details["command"][-1])
+            bucket, key = parse_s3_uri(details["command"][0])
             folder = attempt_dir_of_ref(key, int(env["COCKTAIL_STEP_ATTEMPT"]))
         while proc.poll() is None:
             if job.stop:  # TerminateJob: ECS sends SIGTERM, SIGKILL after the stop timeout

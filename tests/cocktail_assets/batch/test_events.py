@@ -86,12 +86,35 @@ def test_attempts_of_a_relaunched_step_are_numbered_after_earlier_ones(s3_bucket
 
 def test_worker_command_line(capsys: pytest.CaptureFixture[str]) -> None:
     uri = "s3://bucket/dagster-steps/r/s/step_run_ref.pkl"
-    assert _parse_args([uri]) == uri
-    assert _parse_args(["cocktail-assets-step", uri]) == uri  # ENTRYPOINT repeated in command
+    digest = "ab" * 32
+    assert _parse_args([uri, "--sha256", digest]) == (uri, digest)
+    # ENTRYPOINT repeated in command
+    assert _parse_args(["cocktail-assets-step", uri, "--sha256", digest]) == (uri, digest)
     assert main([]) == 2
-    assert main(["not-a-uri"]) == 2
+    assert main(["not-a-uri", "--sha256", digest]) == 2
+    assert main([uri]) == 2  # no digest: refused
+    assert main([uri, "--sha256", "xyz"]) == 2
     assert "s3://" in capsys.readouterr().err
     assert parse_s3_uri(uri) == ("bucket", "dagster-steps/r/s/step_run_ref.pkl")
+
+
+def test_the_worker_loads_only_its_own_reference_with_the_launchers_digest() -> None:
+    """A step that could write the staging prefix cannot make a later step unpickle its file:
+    the worker checks place and digest before ``pickle.loads``."""
+    import hashlib
+
+    from cocktail_assets.batch.worker import check_own_reference
+
+    body = b"the staged reference"
+    digest = hashlib.sha256(body).hexdigest()
+    key = "dagster-steps/run-1/spaces__em_fit/step_run_ref.pkl"
+    env = {"COCKTAIL_STEP_RUN_ID": "run-1", "COCKTAIL_STEP_KEY": "spaces__em_fit"}
+    check_own_reference(key, body, digest, env)
+    with pytest.raises(ValueError, match="does not match the digest its launcher recorded"):
+        check_own_reference(key, body + b" and a planted payload", digest, env)
+    with pytest.raises(ValueError, match="is not the staged reference of run run-1, step "
+                       "spaces__em_fit"):
+        check_own_reference("dagster-steps/run-0/other/step_run_ref.pkl", body, digest, env)
 
 
 def test_no_secrets_in_a_jobs_environment() -> None:

@@ -4,6 +4,7 @@ against moto S3 and the test PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import signal
@@ -128,7 +129,14 @@ def test_round_trip_streams_events_live(
     assert job["jobQueue"] == batch_setup["queue_arn"]
     assert job["jobDefinition"].startswith(batch_setup["definition_arn"].rsplit(":", 1)[0])
     assert job["status"] == "SUCCEEDED"
-    assert job["container"]["command"] == [f"s3://{bucket}/{step_folder}/step_run_ref.pkl"]
+    staged = boto3.client("s3").get_object(
+        Bucket=bucket, Key=f"{step_folder}/step_run_ref.pkl"
+    )["Body"].read()
+    assert job["container"]["command"] == [
+        f"s3://{bucket}/{step_folder}/step_run_ref.pkl", "--sha256",
+        hashlib.sha256(staged).hexdigest(),
+    ]
+    assert job.get("tags") == {"Project": "cocktail-assets"}  # what TerminateJob requires
     env = {e["name"]: e["value"] for e in job["container"]["environment"]}
     assert env["COCKTAIL_STEP_ATTEMPT"] == "1"
     assert env["ANALYTICS_BUCKET"] == bucket  # the override beats the definition's
