@@ -27,6 +27,12 @@ def test_dagster_yaml_is_a_postgres_instance_with_the_refresh_limit(
         assert {"key": "cocktail-assets/refresh", "limit": 1} in [
             {k: v for k, v in limit.items() if k in ("key", "limit")} for limit in limits
         ]
+        # One run of the code location in progress at a time, whatever job or tags it has.
+        assert {"key": "dagster/code_location", "value": "cocktail_assets", "limit": 1} in [
+            {k: v for k, v in limit.items() if k in ("key", "value", "limit")}
+            for limit in limits
+        ]
+        assert instance.run_monitoring_enabled
         assert not instance.telemetry_enabled
         run = instance.create_run_for_job(
             dg.GraphDefinition("noop", node_defs=[]).to_job(), run_id=None
@@ -36,3 +42,18 @@ def test_dagster_yaml_is_a_postgres_instance_with_the_refresh_limit(
         assert any(
             "stored in postgres" in (e.message or "") for e in instance.all_logs(run.run_id)
         )
+
+
+def test_every_job_of_the_code_location_runs_in_process_under_the_analytics_lock() -> None:
+    """Dagster's own asset job (UI Materialize, backfills) included: a per-process lock
+    would not hold across a multiprocess executor's step subprocesses."""
+    from cocktail_assets.definitions import build_defs
+    from cocktail_assets.environments import read_settings
+    from cocktail_assets.refresh.jobs import analytics_executor
+
+    defs = build_defs(read_settings({}))
+    repo = defs.get_repository_def()
+    jobs = [repo.get_job(name) for name in repo.job_names]
+    assert any(name.startswith("__ASSET_JOB") for name in repo.job_names)
+    assert {job.executor_def.name for job in jobs} == {analytics_executor.name}
+
