@@ -1,7 +1,9 @@
 """``cocktail-assets status``: what the refresh sensor sees and would do, for a person.
 
 It runs the sensor's own evaluation (``sensors.evaluate``) without its side effects, so the
-verdict printed here is the one the next tick would reach, with the same numbers.
+verdict printed here is the one the next tick would reach, with the same numbers. One
+exception, on purpose: like the sensor, it first reports failed any run whose process died
+(``liveness.py``), so a dead run never shows as in progress, with or without the daemon.
 """
 
 from __future__ import annotations
