@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from cocktail_assets.activity import build_activity
 from cocktail_assets.analytics import assets as analytics
 from cocktail_assets.catalog import assets as catalog
 from cocktail_assets.environments import build_resources, read_settings
@@ -13,14 +14,17 @@ from cocktail_assets.sources.assets import source_assets
 from cocktail_assets.spaces import assets as spaces
 
 settings = read_settings()
+activity = build_activity(settings)
 
 defs = dg.Definitions(
     assets=[
         *source_assets,
         *dg.load_assets_from_modules([catalog, analytics, spaces]),
+        *activity.assets,
     ],
-    jobs=[analytics_refresh],
+    jobs=[analytics_refresh, *activity.jobs],
+    schedules=activity.schedules,
     loggers=LOGGERS,
-    sensors=refresh_sensors(settings),
+    sensors=[*refresh_sensors(settings), *activity.sensors],
     resources=build_resources(settings),
 )
