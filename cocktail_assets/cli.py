@@ -75,6 +75,16 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     return 0 if run_refresh(settings, args.select, out=print) else 1
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings.embedded:
+        _database_url(settings)  # start, migrate and seed before the daemon's processes join it
+    from cocktail_assets.activity.backfill import run_backfill
+
+    return 0 if run_backfill(settings, args.start, args.end, out=print,
+                             timeout_minutes=args.timeout_minutes) else 1
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings()
     from cocktail_assets.refresh.status import print_status
@@ -142,6 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="asset keys like spaces/cocktail_space or analytics/ingredient_usage",
     )
     p.set_defaults(func=cmd_refresh)
+
+    p = sub.add_parser(
+        "backfill", help="backfill activity/daily over a range of UTC days",
+        description="Launch a Dagster backfill of the activity/daily partitions from --start to "
+        "--end (inclusive), visible in the UI under Overview > Backfills, in runs of at most "
+        "ACTIVITY_BACKFILL_DAYS_PER_RUN days. Starts a Dagster daemon for the duration when none "
+        "is running, and prints a line per day as it is materialized.",
+    )
+    p.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first day")
+    p.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last day (inclusive)")
+    p.add_argument("--timeout-minutes", type=float, default=60,
+                   help="give up following after this long (the backfill continues)")
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("status", help="what the refresh sensor sees and would do")
     p.set_defaults(func=cmd_status)
