@@ -75,4 +75,7 @@ def test_graph_tests_run_the_definitions_graph() -> None:
     from tests.cocktail_assets.graph.conftest import GRAPH_ASSETS
 
     tested = dg.Definitions(assets=GRAPH_ASSETS, resources=defs.resources)
-    assert graph_shape(tested)["assets"] == graph_shape(defs)["assets"]
+    # The day-partitioned activity domain has its own runs and tests (tests/.../activity).
+    unpartitioned = {key: shape for key, shape in graph_shape(defs)["assets"].items()
+                     if not key.startswith("activity/")}
+    assert graph_shape(tested)["assets"] == unpartitioned
