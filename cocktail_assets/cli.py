@@ -62,7 +62,8 @@ def cmd_db_synth(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     with connect(_database_url(_settings())) as conn:
-        counts = synthesize(conn, args.recipes, args.seed, progress=print)
+        counts = synthesize(conn, args.recipes, args.seed, progress=print,
+                            activity_days=args.days)
     summary = ", ".join(f"{table}: {n}" for table, n in counts.items())
     print(f"{summary} ({time.perf_counter() - started:.1f} s)")
     return 0
@@ -138,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = db.add_parser("synth", help="generate a deterministic synthetic site")
     p.add_argument("--recipes", type=int, required=True, help="how many recipes")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
+    p.add_argument("--days", type=int, default=365,
+                   help="spread the activity (creation times, ratings, pantry, tags) over this "
+                   "many days before now; 0 for none (default 365)")
     p.set_defaults(func=cmd_db_synth)
 
     p = sub.add_parser(
