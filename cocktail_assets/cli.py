@@ -78,9 +78,11 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     settings = _settings()
+    from cocktail_assets.activity.backfill import day_range, run_backfill
+
+    day_range(settings, args.start, args.end)  # a bad range fails before anything starts
     if settings.embedded:
         _database_url(settings)  # start, migrate and seed before the daemon's processes join it
-    from cocktail_assets.activity.backfill import run_backfill
 
     return 0 if run_backfill(settings, args.start, args.end, out=print,
                              timeout_minutes=args.timeout_minutes) else 1

@@ -89,3 +89,12 @@ def test_the_range_is_checked_against_the_partitions() -> None:
     with pytest.raises(ConfigError, match="YYYY-MM-DD"):
         day_range(settings, "yesterday", "2026-01-02")
     assert planned_runs(365, 31) == 12 and planned_runs(30, 7) == 5
+
+
+def test_a_bad_range_is_one_line_with_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from cocktail_assets.cli import EXIT_USER_ERROR, main
+
+    assert main(["backfill", "--start", "2026-02-30", "--end", "2026-03-01"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("cocktail-assets: --start/--end must be dates YYYY-MM-DD")
+    assert err.count("\n") == 1
