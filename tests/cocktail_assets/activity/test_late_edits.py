@@ -175,3 +175,25 @@ def test_the_schedule_targets_yesterday_at_two_utc(activity: Activity) -> None:
     context = dg.build_schedule_context(instance=activity.instance, scheduled_execution_time=when)
     (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == days_ago(4).isoformat()
+
+
+def test_contiguous_late_days_become_one_range_run_and_gaps_stay_out(site: Activity) -> None:
+    a = site
+    for n in (8, 7, 6, 3):
+        a.sql("INSERT INTO ratings (cognito_user_id, recipe_id, rating, created_at) "
+              "SELECT %s, min(id), 5, %s FROM recipes", (f"u{n}", at(days_ago(n), "10:00:00")))
+    age(a, 30)
+    requests = tick(a).run_requests
+    assert len(requests) == 2
+    ranged, single = requests
+    assert ranged.partition_key_range == dg.PartitionKeyRange(
+        days_ago(8).isoformat(), days_ago(6).isoformat())
+    assert single.partition_key == days_ago(3).isoformat()
+    # the range request is a valid run of exactly those days
+    job = a.defs().resolve_job_def("activity_daily")
+    result = job.execute_in_process(instance=a.instance, tags=ranged.tags,
+                                    asset_selection=list(ranged.asset_selection or []))
+    assert result.success
+    assert sorted(m.partition for m in result.asset_materializations_for_node("activity__daily")) \
+        == [days_ago(n).isoformat() for n in (8, 7, 6)]
+    assert recorded(a) == {days_ago(3).isoformat(): 1}
