@@ -156,6 +156,23 @@ def ratings_today_bulk(conn: psycopg.Connection, rows: int) -> None:
         )
 
 
+def pantry_today_rows(conn: psycopg.Connection, rows: int) -> None:
+    """The site's everyday pantry write: today's row, one statement each (records no day)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO user_ingredients (cognito_user_id, ingredient_id) VALUES (%s, %s)",
+            [(f"u{i}", 1 + i % 200) for i in range(1, rows + 1)],
+        )
+
+
+def pantry_today_bulk(conn: psycopg.Connection, rows: int) -> None:
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO user_ingredients (cognito_user_id, ingredient_id) "
+            "SELECT 'u' || g, 1 + g %% 200 FROM generate_series(1, %s) g", (rows,),
+        )
+
+
 def pantry_bulk(conn: psycopg.Connection, rows: int) -> None:
     with conn.transaction():
         conn.execute(
@@ -232,6 +249,7 @@ def main() -> None:
         ("update recipes (name)", update_bulk, update_rows),
         ("insert ratings (today)", ratings_today_bulk, ratings_today_rows),
         ("insert ratings (past days)", ratings_bulk, ratings_rows),
+        ("insert user_ingredients (today)", pantry_today_bulk, pantry_today_rows),
         ("insert user_ingredients (past days)", pantry_bulk, pantry_rows),
         ("delete recipes (past days)", delete_bulk, delete_rows),
     ]

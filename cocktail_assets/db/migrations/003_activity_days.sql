@@ -46,7 +46,11 @@ BEGIN
 END $$;
 
 -- One function per table and event, with static SQL so that its plan is cached: the single-row
--- statements of the site pay one cached query on a one-row transition table.
+-- statements of the site pay one cached query on a one-row transition table. As in 002, a day is
+-- recorded once per table and transaction (a transaction-local setting lists the days already
+-- recorded; every statement of a transaction has the same changed_at and txid, so a second row
+-- would say nothing new). The first query reads only the statement's transition table and that
+-- setting, so it stays outside the exception block.
 DO $do$
 DECLARE
     spec record;
@@ -66,20 +70,33 @@ BEGIN
                 AS e (suffix, event, transition)
         LOOP
             EXECUTE format($f$
-                CREATE OR REPLACE FUNCTION %I() RETURNS trigger
+                CREATE OR REPLACE FUNCTION %1$I() RETURNS trigger
                 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $body$
+                DECLARE
+                    fresh date[];
                 BEGIN
+                    -- past days this transaction has not recorded yet; the everyday case (rows
+                    -- of today, a cascade that deleted nothing) stops here, before the
+                    -- exception block's subtransaction
+                    SELECT array_agg(DISTINCT %2$I::date) INTO fresh FROM activity_rows
+                    WHERE %2$I < (now() AT TIME ZONE 'utc')::date
+                      AND strpos(coalesce(current_setting(%4$L, true), ''),
+                                 %2$I::date::text) = 0;
+                    IF fresh IS NULL THEN
+                        RETURN NULL;
+                    END IF;
                     BEGIN
                         INSERT INTO activity_day_changes (day, table_name)
-                        SELECT DISTINCT %I::date, %L FROM activity_rows
-                        WHERE %I < (now() AT TIME ZONE 'utc')::date;
+                        SELECT unnest(fresh), %3$L;
+                        PERFORM set_config(%4$L, coalesce(current_setting(%4$L, true), '')
+                                           || array_to_string(fresh, ',') || ',', true);
                     EXCEPTION WHEN OTHERS THEN
-                        RAISE WARNING 'activity day tracking skipped for %%: %%', %L, SQLERRM;
+                        RAISE WARNING 'activity day tracking skipped for %%: %%', %3$L, SQLERRM;
                     END;
                     RETURN NULL;
                 END $body$$f$,
                 'activity_' || spec.tracked || '_' || ev.suffix || '_days',
-                spec.stamp, spec.tracked, spec.stamp, spec.tracked);
+                spec.stamp, spec.tracked, 'cocktail_assets.activity_days_' || spec.tracked);
             EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I',
                            'activity_' || spec.tracked || '_' || ev.suffix, spec.tracked);
             EXECUTE format(

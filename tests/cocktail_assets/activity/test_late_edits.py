@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import psycopg
 import pytest
 
 from cocktail_assets.activity._dagster import PARTITION_NAME_TAG
@@ -46,6 +47,32 @@ def test_a_statement_records_the_distinct_past_days_it_touched(site: Activity) -
           "SELECT 'v' || g, (SELECT min(id) FROM ingredients), %s FROM generate_series(1, 50) g",
           (at(days_ago(4), "10:00:00"),))
     assert recorded(a) == {days_ago(4).isoformat(): 1}
+
+
+def test_a_day_is_recorded_once_per_table_and_transaction(site: Activity) -> None:
+    a = site
+    with psycopg.connect(a.db_url) as conn:  # one transaction, five single-row statements
+        for i in range(5):
+            conn.execute("INSERT INTO ratings (cognito_user_id, recipe_id, rating, created_at) "
+                         "SELECT %s, min(id), 4, %s FROM recipes",
+                         (f"t{i}", at(days_ago(7), f"1{i}:00:00")))
+        conn.execute("INSERT INTO ratings (cognito_user_id, recipe_id, rating, created_at) "
+                     "SELECT 'other day', min(id), 4, %s FROM recipes",
+                     (at(days_ago(8), "10:00:00"),))
+        # a statement rolled back to a savepoint takes its record (and its flag) with it
+        conn.execute("SAVEPOINT undo")
+        conn.execute("INSERT INTO ratings (cognito_user_id, recipe_id, rating, created_at) "
+                     "SELECT 'rolled back', min(id), 4, %s FROM recipes",
+                     (at(days_ago(11), "10:00:00"),))
+        conn.execute("ROLLBACK TO SAVEPOINT undo")
+        conn.execute("INSERT INTO ratings (cognito_user_id, recipe_id, rating, created_at) "
+                     "SELECT 'kept', min(id) + 1, 4, %s FROM recipes",
+                     (at(days_ago(11), "11:00:00"),))
+    assert recorded(a) == {days_ago(11).isoformat(): 1, days_ago(8).isoformat(): 1,
+                           days_ago(7).isoformat(): 1}
+    a.sql("INSERT INTO ratings (cognito_user_id, recipe_id, rating, created_at) "
+          "SELECT 'next', min(id), 4, %s FROM recipes", (at(days_ago(7), "20:00:00"),))
+    assert recorded(a)[days_ago(7).isoformat()] == 2  # another transaction: recorded again
 
 
 def test_todays_rows_and_unrelated_updates_record_nothing(site: Activity) -> None:
