@@ -30,3 +30,23 @@ def test_a_bad_value_is_a_config_error_naming_the_variable(name: str, value: str
     with pytest.raises(ConfigError, match=name) as caught:
         read_settings({name: value})
     assert "\n" not in str(caught.value)
+
+
+def test_the_instance_runs_one_run_per_partition_at_a_time(
+    db_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    import dagster as dg
+
+    from cocktail_assets.resources.database import dagster_storage_url
+
+    monkeypatch.setenv("DAGSTER_HOME", str(Path(__file__).resolve().parents[3]))
+    monkeypatch.setenv("DAGSTER_PG_URL", dagster_storage_url(db_url))
+    monkeypatch.setenv("COCKTAIL_DAGSTER_STORAGE", str(tmp_path / "storage"))
+    monkeypatch.setenv("COCKTAIL_DAGSTER_COMPUTE_LOGS", str(tmp_path / "logs"))
+    with dg.DagsterInstance.get() as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+        per_partition = [limit for limit in limits if limit["key"] == "dagster/partition"]
+        assert len(per_partition) == 1 and per_partition[0]["limit"] == 1
+        assert per_partition[0]["value"] == {"applyLimitPerUniqueValue": True}
