@@ -62,7 +62,8 @@ def cmd_db_synth(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     with connect(_database_url(_settings())) as conn:
-        counts = synthesize(conn, args.recipes, args.seed, progress=print)
+        counts = synthesize(conn, args.recipes, args.seed, progress=print,
+                            activity_days=args.days)
     summary = ", ".join(f"{table}: {n}" for table, n in counts.items())
     print(f"{summary} ({time.perf_counter() - started:.1f} s)")
     return 0
@@ -79,6 +80,21 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     graph = definitions.defs.resolve_asset_graph()
     ok = run_refresh(settings, job, graph, args.select, out=print, wait=not args.no_wait)
     return 0 if ok else 1
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    settings = _settings()
+    from cocktail_assets.activity.backfill import day_range, run_backfill
+
+    day_range(settings, args.start, args.end)  # a bad range fails before anything starts
+    if settings.embedded:
+        _database_url(settings)  # start, migrate and seed before the daemon's processes join it
+
+    from cocktail_assets import definitions
+
+    graph = definitions.defs.resolve_asset_graph()
+    return 0 if run_backfill(settings, graph, args.start, args.end, out=print,
+                             timeout_minutes=args.timeout_minutes) else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -146,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = db.add_parser("synth", help="generate a deterministic synthetic site")
     p.add_argument("--recipes", type=int, required=True, help="how many recipes")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
+    p.add_argument("--days", type=int, default=365,
+                   help="spread the activity (creation times, ratings, pantry, tags) over this "
+                   "many days before now; 0 for none (default 365)")
     p.set_defaults(func=cmd_db_synth)
 
     p = sub.add_parser(
@@ -165,6 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse (exit status 2) instead of waiting when another analytics run is going",
     )
     p.set_defaults(func=cmd_refresh)
+
+    p = sub.add_parser(
+        "backfill", help="backfill activity/daily over a range of UTC days",
+        description="Launch a Dagster backfill of the activity/daily partitions from --start to "
+        "--end (inclusive), visible in the UI under Overview > Backfills, in runs of at most "
+        "ACTIVITY_BACKFILL_DAYS_PER_RUN days. Starts a Dagster daemon for the duration when none "
+        "is running, and prints a line per day as it is materialized.",
+    )
+    p.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first day")
+    p.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last day (inclusive)")
+    p.add_argument("--timeout-minutes", type=float, default=60,
+                   help="give up following after this long (the backfill continues)")
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("status", help="what the refresh sensor sees and would do")
     p.set_defaults(func=cmd_status)

@@ -19,6 +19,16 @@ from dagster._core.code_pointer import FileCodePointer
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 from dagster._core.definitions.reconstruct import ReconstructableJob
 
+# The activity domain (cocktail_assets/activity/): its backfill command creates and watches a
+# Dagster asset backfill through the instance (PartitionBackfill, BulkActionStatus,
+# make_new_backfill_id: what the UI's "Launch backfill" does), names its job type in hints
+# (UnresolvedAssetJobDefinition), and its late-edit sensor and tests read the tags Dagster puts
+# on partition runs (partition name, the range of a multi-day run, the backfill id).
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition as AssetJob,
+)
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+
 # The Batch launcher replays the container's events into the host's log manager as Dagster
 # itself does for a step's events: these build the log record the run's loggers expect
 # (the progress logger of ``cocktail-assets refresh`` reads the metadata attribute too).
@@ -32,25 +42,45 @@ from dagster._core.log_manager import (
 # Instigator (sensor) state for ``cocktail-assets status``: the public instance API takes the
 # enum to list sensor states and ticks.
 from dagster._core.scheduler.instigation import InstigatorType
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG as RANGE_END_TAG,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_START_TAG as RANGE_START_TAG,
+)
 
 # The tag Dagster stores a run request's run key under; the refresh sensor looks runs up by it
 # to avoid requesting a change point twice.
-from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+from dagster._core.storage.tags import (
+    BACKFILL_ID_TAG,
+    PARTITION_NAME_TAG,
+    RUN_KEY_TAG,
+    SENSOR_NAME_TAG,
+)
+from dagster._core.utils import make_new_backfill_id
 
 # The error record inside a step-failure event; the Batch event stream rebuilds it from the
 # container's chunks and the CLI reads its cause chain.
 from dagster._utils.error import SerializableErrorInfo
 
 __all__ = [
+    "BACKFILL_ID_TAG",
     "LOG_RECORD_EVENT_ATTR",
     "LOG_RECORD_METADATA_ATTR",
+    "PARTITION_NAME_TAG",
+    "RANGE_END_TAG",
+    "RANGE_START_TAG",
     "RUN_KEY_TAG",
     "SENSOR_NAME_TAG",
+    "AssetJob",
     "BaseAssetGraph",
+    "BulkActionStatus",
     "FileCodePointer",
     "InstigatorType",
+    "PartitionBackfill",
     "ReconstructableJob",
     "SerializableErrorInfo",
     "construct_log_record_message",
     "construct_log_record_metadata",
+    "make_new_backfill_id",
 ]

@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from cocktail_assets.activity import build_activity
 from cocktail_assets.analytics import assets as analytics
 from cocktail_assets.catalog import assets as catalog
 from cocktail_assets.environments import Settings, build_resources, read_settings
@@ -28,12 +29,18 @@ def build_defs(settings: Settings, resources: Mapping[str, Any] | None = None) -
     Every job, Dagster's own asset job included (UI Materialize, backfills), runs in-process
     under the analytics lock: one analytics run at a time, whatever launched it.
     """
+    activity = build_activity(settings)
     return dg.Definitions(
-        assets=[*source_assets, *dg.load_assets_from_modules([catalog, analytics, spaces])],
-        jobs=[analytics_refresh],
+        assets=[
+            *source_assets,
+            *dg.load_assets_from_modules([catalog, analytics, spaces]),
+            *activity.assets,
+        ],
+        jobs=[analytics_refresh, *activity.jobs],
+        schedules=activity.schedules,
         loggers=LOGGERS,
         executor=analytics_executor,
-        sensors=refresh_sensors(settings),
+        sensors=[*refresh_sensors(settings), *activity.sensors],
         resources={**build_resources(settings), **(resources or {})},
     )
 

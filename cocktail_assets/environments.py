@@ -58,6 +58,12 @@ class Settings:
     sensor_interval_seconds: int
     similarity_neighbors: int
     dense_distance_limit: int
+    # activity metrics (cocktail_assets/activity)
+    activity_start_date: str = "2025-12-01"
+    activity_metrics: bool = False
+    activity_namespace: str = "CocktailAssets"
+    activity_site: str = "local"
+    activity_days_per_run: int = 31
 
     @property
     def embedded(self) -> bool:
@@ -84,6 +90,33 @@ def _number(
     if not math.isfinite(value) or not low <= value <= high:
         raise ConfigError(f"{name} must be {kind} {limits}, got {shown!r}")
     return cast(value)
+
+
+def _activity_settings(environ: Mapping[str, str], env: str) -> dict[str, Any]:
+    """The activity domain's settings (ACTIVITY_*), validated."""
+    from datetime import date
+
+    start = (environ.get("ACTIVITY_START_DATE") or "2025-12-01").strip()
+    try:
+        date.fromisoformat(start)
+    except ValueError:
+        raise ConfigError(f"ACTIVITY_START_DATE must be a date YYYY-MM-DD, got {start!r}") from None
+    metrics = (environ.get("ACTIVITY_METRICS") or
+               ("cloudwatch" if env == "production" else "off")).strip().lower()
+    if metrics not in ("cloudwatch", "off"):
+        raise ConfigError(f"ACTIVITY_METRICS must be cloudwatch or off, got {metrics!r}")
+    namespace = (environ.get("ACTIVITY_METRICS_NAMESPACE") or "CocktailAssets").strip()
+    if not namespace or namespace.startswith("AWS/") or len(namespace) > 255:
+        raise ConfigError(f"ACTIVITY_METRICS_NAMESPACE is not a custom namespace: {namespace!r}")
+    site = (environ.get("ACTIVITY_METRICS_SITE") or env).strip()
+    if not site or len(site) > 1024:
+        raise ConfigError(f"ACTIVITY_METRICS_SITE must be 1-1024 characters, got {site!r}")
+    per_run = _number(environ, "ACTIVITY_BACKFILL_DAYS_PER_RUN", 31, int, low=1, high=366)
+    return {
+        "activity_start_date": start, "activity_metrics": metrics == "cloudwatch",
+        "activity_namespace": namespace, "activity_site": site,
+        "activity_days_per_run": per_run,
+    }
 
 
 def read_settings(environ: Mapping[str, str] = os.environ) -> Settings:
@@ -132,6 +165,7 @@ def read_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             environ, "EM_DENSE_DISTANCE_LIMIT", 5000, int, low=0, high=MAX_DENSE_DISTANCE_LIMIT,
             why="the dense matrix takes 8 N² bytes",
         ),
+        **_activity_settings(environ, env),
     )
 
 
@@ -186,6 +220,17 @@ def step_launcher_resource(settings: Settings) -> Any:
     )
 
 
+def activity_metrics_resource(settings: Settings) -> Any:
+    """CloudWatch publishing of the daily activity (off unless ACTIVITY_METRICS=cloudwatch)."""
+    from cocktail_assets.activity.cloudwatch import ActivityMetrics
+
+    return ActivityMetrics(
+        enabled=settings.activity_metrics, namespace=settings.activity_namespace,
+        site=settings.activity_site, region=settings.aws_region,
+        endpoint_url=settings.s3_endpoint_url,
+    )
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     """All resources of the code location for one environment."""
     from cocktail_assets.resources.io_manager import ArtifactIOManager
@@ -201,6 +246,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         ),
         "io_manager": ArtifactIOManager(store=store),
         "step_launcher": step_launcher_resource(settings),
+        "activity_metrics": activity_metrics_resource(settings),
     }
 
 

@@ -4,6 +4,8 @@
 - ``TRIGGER_TAG``: who asked for it (``cli``, ``sensor``, ``ui``).
 - ``CHANGE_SNAPSHOT_TAG``: the change-log snapshot recorded before the run's first read; the
   edits visible in it are what a successful run settles.
+- ``ACTIVITY_TAG``: the run materializes days of ``activity/daily`` (schedule, late-edit sensor,
+  backfill).
 - ``SETTLED_TAG``: the run's edits were settled (the number of change rows), so nothing redoes it.
 - ``LOCK_TAG``: the run opened its analytics-lock session on the site database
   (``db/run_lock.py``); from then on, no session in its name means its process is gone.
@@ -17,6 +19,7 @@ REFRESH_TAG = "cocktail-assets/refresh"
 TRIGGER_TAG = "cocktail-assets/trigger"
 CHANGE_SNAPSHOT_TAG = "cocktail-assets/change-snapshot"
 SETTLED_TAG = "cocktail-assets/settled"
+ACTIVITY_TAG = "cocktail-assets/activity"
 LOCK_TAG = "cocktail-assets/lock-session"
 CODE_LOCATION_TAG = "dagster/code_location"
 CODE_LOCATION = "cocktail_assets"  # workspace.yaml's location_name

@@ -14,10 +14,12 @@ fills an empty migrated database with a site of the same shape as the real one:
 
 Everything is generated with one NumPy Generator seeded by `seed` and loaded with COPY in one
 transaction, so the same seed on a fresh database gives the same rows, ids included (for a given
-NumPy version); created_at/updated_at are the load time. A database that already holds
-ingredients, recipes or other site content is refused (`DatabaseNotEmptyError`) instead of
-appended to: mixing synthetic and real recipes would make the analytics meaningless, and the
-synthetic names could collide. Units are found by name and created if missing.
+NumPy version). Creation times, ratings, pantry additions and tags are spread over the
+``activity_days`` before the load (``synth_activity``: weekends busier, users active in several
+ways); with ``activity_days=0`` created_at/updated_at are the load time. A database that
+already holds ingredients, recipes or other site content is refused (`DatabaseNotEmptyError`)
+instead of appended to: mixing synthetic and real recipes would make the analytics
+meaningless, and the synthetic names could collide. Units are found by name and created if missing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psycopg
@@ -38,6 +41,9 @@ from cocktail_assets.db.seed import (
     reserve_ids,
     table_counts,
 )
+
+if TYPE_CHECKING:
+    from cocktail_assets.db.synth_activity import SyntheticActivity
 
 MIN_INGREDIENTS = 20
 RECIPE_SIZES = np.arange(3, 9)
@@ -363,6 +369,7 @@ def synthesize(
     *,
     n_ingredients: int = 600,
     progress: Callable[[str], None] | None = None,
+    activity_days: int = 365,
 ) -> dict[str, int]:
     """Fill an empty migrated database with a deterministic synthetic site.
 
@@ -378,6 +385,9 @@ def synthesize(
         Size of the ingredient tree (at least 20; 600 by default).
     progress
         Called with one line per stage, e.g. the CLI's ``print`` or a Dagster logger.
+    activity_days
+        Spread creation times, ratings, pantry additions and tags over this many days before
+        the load (``synth_activity``); 0 keeps the load time and adds no activity rows.
 
     Returns
     -------
@@ -394,6 +404,14 @@ def synthesize(
     """
     say = progress or (lambda _message: None)
     data = generate(n_recipes, seed, n_ingredients)
+    if not isinstance(activity_days, int) or activity_days < 0:
+        raise SynthesisError(f"activity_days must be a non-negative integer, got {activity_days!r}")
+    activity = None
+    now = conn.execute("SELECT (now() AT TIME ZONE 'utc')::timestamp").fetchone()[0]
+    if activity_days:
+        from cocktail_assets.db.synth_activity import generate_activity
+
+        activity = generate_activity(n_recipes, len(data.names), seed, activity_days, now)
     n, n_rows = len(data.names), data.row_recipe.size
     sizes = _level_sizes(n)
     say(
@@ -415,9 +433,11 @@ def synthesize(
         ids = reserve_ids(conn, "ingredients", n)
         paths: list[str] = []
         with conn.cursor().copy(
-            "COPY ingredients (id, name, parent_id, path, allow_substitution, percent_abv)"
-            " FROM STDIN"
+            "COPY ingredients (id, name, parent_id, path, allow_substitution, percent_abv,"
+            " created_at, updated_at, created_by) FROM STDIN"
         ) as copy:
+            made = activity.stamp(activity.ingredient_time) if activity else [now] * n
+            makers = _users(activity, activity.ingredient_user) if activity else [None] * n
             for i, name in enumerate(data.names):  # parents first: a parent's path is known
                 p = int(data.parent[i])
                 paths.append(f"{paths[p] if p >= 0 else '/'}{ids[i]}/")
@@ -430,14 +450,26 @@ def synthesize(
                         paths[i],
                         bool(data.allow_substitution[i]),
                         None if np.isnan(abv) else abv,
+                        made[i],
+                        made[i],
+                        makers[i],
                     )
                 )
 
         say(f"synth: loading recipes 1-{n_recipes} of {n_recipes}")
         recipe_ids = np.array(reserve_ids(conn, "recipes", n_recipes), dtype=np.int64)
-        with conn.cursor().copy("COPY recipes (id, name) FROM STDIN") as copy:
-            for row in zip(recipe_ids.tolist(), data.recipe_names, strict=True):
-                copy.write_row(row)
+        if activity is None:
+            with conn.cursor().copy("COPY recipes (id, name) FROM STDIN") as copy:
+                for row in zip(recipe_ids.tolist(), data.recipe_names, strict=True):
+                    copy.write_row(row)
+        else:
+            made = activity.stamp(activity.recipe_time)
+            with conn.cursor().copy(
+                "COPY recipes (id, name, created_at, updated_at, created_by) FROM STDIN"
+            ) as copy:
+                for row in zip(recipe_ids.tolist(), data.recipe_names, made, made,
+                               _users(activity, activity.recipe_user), strict=True):
+                    copy.write_row(row)
 
         say(f"synth: loading recipe_ingredients 1-{n_rows} of {n_rows}")
         columns = (
@@ -455,12 +487,70 @@ def synthesize(
             buffer.getvalue(),
         )
 
+        counts = {}
+        if activity is not None:
+            say(f"synth: loading {activity_days} days of activity (ratings, pantry, tags)")
+            counts = load_activity(conn, activity, recipe_ids, np.array(ids, dtype=np.int64))
+
         say("synth: analyzing the loaded tables")
-        for table in ("ingredients", "recipes", "recipe_ingredients", "units"):
+        for table in ("ingredients", "recipes", "recipe_ingredients", "units", *counts):
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
     return {
         "units": new_units,
         "ingredients": n,
         "recipes": n_recipes,
         "recipe_ingredients": n_rows,
+        **counts,
+    }
+
+
+def _users(activity: SyntheticActivity, index: np.ndarray) -> list[str | None]:
+    return [None if i < 0 else activity.users[i] for i in index.tolist()]
+
+
+def load_activity(
+    conn: psycopg.Connection, activity: SyntheticActivity, recipe_ids: np.ndarray,
+    ingredient_ids: np.ndarray,
+) -> dict[str, int]:
+    """COPY the ratings, pantry additions and tags of ``activity`` (a SyntheticActivity).
+
+    The schema's per-row ratings trigger (recipes.avg_rating) is disabled for the load and the
+    averages computed in one statement afterwards: one UPDATE per rating would dominate it.
+    """
+    trigger = conn.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'ratings'::regclass "
+        "AND tgname = 'ratings_update_recipe_rating'"
+    ).fetchone()
+    if trigger:
+        conn.execute("ALTER TABLE ratings DISABLE TRIGGER ratings_update_recipe_rating")
+    with conn.cursor().copy(
+        "COPY ratings (cognito_user_id, recipe_id, rating, created_at) FROM STDIN"
+    ) as copy:
+        for row in zip(_users(activity, activity.rating_user),
+                       recipe_ids[activity.rating_recipe].tolist(),
+                       activity.rating_value.tolist(), activity.stamp(activity.rating_time),
+                       strict=True):
+            copy.write_row(row)
+    if trigger:
+        conn.execute("ALTER TABLE ratings ENABLE TRIGGER ratings_update_recipe_rating")
+        conn.execute(
+            "UPDATE recipes r SET avg_rating = s.avg, rating_count = s.n FROM "
+            "(SELECT recipe_id, avg(rating)::real AS avg, count(*) AS n FROM ratings "
+            "GROUP BY recipe_id) s WHERE s.recipe_id = r.id"
+        )
+    with conn.cursor().copy(
+        "COPY user_ingredients (cognito_user_id, ingredient_id, added_at) FROM STDIN"
+    ) as copy:
+        for row in zip(_users(activity, activity.pantry_user),
+                       ingredient_ids[activity.pantry_ingredient].tolist(),
+                       activity.stamp(activity.pantry_time), strict=True):
+            copy.write_row(row)
+    with conn.cursor().copy("COPY tags (name, created_by, created_at) FROM STDIN") as copy:
+        for i, row in enumerate(zip(_users(activity, activity.tag_user),
+                                    activity.stamp(activity.tag_time), strict=True)):
+            copy.write_row((f"synthetic tag {i + 1}", *row))
+    return {
+        "ratings": len(activity.rating_time),
+        "user_ingredients": len(activity.pantry_time),
+        "tags": len(activity.tag_time),
     }

@@ -308,10 +308,20 @@ def check_bucket(t: dict) -> None:
     assert any("NoncurrentDays" in r.get("NoncurrentVersionExpiration", {}) for r in rules), (
         "no noncurrent expiry"
     )
-    activity = [r for r in rules if resolve(t, r.get("Prefix", "")) == "analytics/activity/"]
+    # The rule's prefix is where the store writes the daily artifacts, and only those.
+    from cocktail_assets.activity.assets import SUMMARY_ARTIFACT, artifact_name
+    from cocktail_assets.resources.store import AnalyticsStore
+
+    store = AnalyticsStore(prefix=t["Parameters"]["AnalyticsPrefix"]["Default"])
+    daily_key = store.key(artifact_name("2026-01-31"))
+    activity = [r for r in rules if r.get("Prefix") and daily_key.startswith(
+        resolve(t, r["Prefix"]))]
     assert activity and activity[0]["ExpirationInDays"] == {"Ref": "ActivityRetentionDays"}, (
         "no activity expiry"
     )
+    assert resolve(t, activity[0]["Prefix"]).endswith("/activity/"), "expiry wider than activity"
+    assert not store.key(f"{SUMMARY_ARTIFACT}.json").startswith(resolve(t, activity[0]["Prefix"]))
+    assert t["Parameters"]["ActivityRetentionDays"]["Default"] == 455
     # Bucket policy denies any request without TLS.
     _, pol = only(t, "AWS::S3::BucketPolicy")
     assert pol["Properties"]["Bucket"] == {"Ref": name}
@@ -403,8 +413,13 @@ def check_no_wildcard_actions(t: dict) -> None:
         for a in as_list(s["Action"]):
             assert a != "*" and not a.endswith(":*"), f"{name} allows {a}"
         if "*" in as_list(s["Resource"]):
-            # Only actions that have no resource-level permissions in IAM.
-            assert set(as_list(s["Action"])) <= {
+            # Only actions that have no resource-level permissions in IAM; PutMetricData is
+            # scoped by its namespace condition instead.
+            actions = set(as_list(s["Action"]))
+            if actions == {"cloudwatch:PutMetricData"}:
+                assert "cloudwatch:namespace" in str(s.get("Condition")), f"{name}: {s}"
+                continue
+            assert actions <= {
                 "batch:DescribeJobs",
                 "batch:DescribeJobQueues",
                 "ecr:GetAuthorizationToken",
@@ -458,14 +473,41 @@ def check_host_policy(t: dict) -> None:
     assert resources("logs:GetLogEvents") == {
         "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/batch/cocktail-assets:log-stream:*"
     }
-    # Only what the launcher and the store call (issue 12): nothing deletes, nothing
-    # cancels (TerminateJob is used), no metrics until something publishes them.
+    # Only what the launcher, the store and the activity metrics call: nothing deletes,
+    # nothing cancels (TerminateJob is used), metrics only in the project's namespace.
     assert set(by_action) == {
         "batch:SubmitJob", "batch:DescribeJobs", "batch:DescribeJobQueues", "batch:TagResource",
         "batch:TerminateJob", "iam:PassRole", "s3:GetObject", "s3:PutObject", "s3:ListBucket",
-        "logs:GetLogEvents",
+        "logs:GetLogEvents", "cloudwatch:PutMetricData",
     }, sorted(by_action)
+    (metric,) = by_action["cloudwatch:PutMetricData"]
+    assert metric.get("Condition") == {
+        "StringEquals": {"cloudwatch:namespace": "CocktailAssets"}
+    }, metric.get("Condition")
+    assert metric["Resource"] == "*"  # PutMetricData has no resource-level permissions
+    from cocktail_assets.environments import read_settings
+
+    assert read_settings({}).activity_namespace == "CocktailAssets"  # what the host sends
     check_s3_scoped(t, name)
+
+
+def check_dashboard(t: dict) -> None:
+    """One widget per activity metric: the day's Maximum over one day, for the Site parameter."""
+    from cocktail_assets.activity.compute import METRICS
+
+    _, dash = only(t, "AWS::CloudWatch::Dashboard")
+    body = json.loads(resolve(t, dash["Properties"]["DashboardBody"]))
+    site = t["Parameters"]["MetricsSite"]["Default"]
+    shown = []
+    for widget in body["widgets"]:
+        props = widget["properties"]
+        assert widget["type"] == "metric" and props["region"] == PSEUDO["AWS::Region"]
+        assert props["stat"] == "Maximum" and props["period"] == 86400, props["title"]
+        (metric,) = props["metrics"]
+        namespace, name, dimension, value = metric
+        assert namespace == "CocktailAssets" and (dimension, value) == ("Site", site), metric
+        shown.append(name)
+    assert sorted(shown) == sorted(METRICS.values()), shown
 
 
 def check_log_group(t: dict) -> None:
@@ -504,6 +546,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "pass_role": check_pass_role,
     "host_policy": check_host_policy,
     "log_group": check_log_group,
+    "dashboard": check_dashboard,
     "outputs": check_outputs,
 }
 
@@ -555,6 +598,19 @@ def _secret_any(t: dict) -> None:
     (doc,) = [p["PolicyDocument"] for p in _res(t, "BatchExecutionRole")["Policies"]]
     (cond,) = [s for s in doc["Statement"] if "Fn::If" in s]
     cond["Fn::If"][1]["Resource"] = "*"
+
+
+def _dashboard_widgets(t: dict) -> list:
+    return _res(t, "ActivityDashboard")["DashboardBody"]["Fn::Sub"]
+
+
+def _dashboard_edit(old: str, new: str, count: int = 1) -> Callable[[dict], None]:
+    def mutate(t: dict) -> None:
+        sub = _dashboard_widgets(t)
+        assert old in sub[0]
+        sub[0] = sub[0].replace(old, new, count)
+
+    return mutate
 
 
 def _drop_tls_deny(t: dict) -> None:
@@ -612,6 +668,33 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict], None]]] = {
         lambda t: _res(t, "AnalyticsBucket")["LifecycleConfiguration"]["Rules"].pop(1),
     ),
     "tls-allowed": ("bucket", _drop_tls_deny),
+    "activity-expiry-old-prefix": (
+        "bucket",
+        lambda t: _res(t, "AnalyticsBucket")["LifecycleConfiguration"]["Rules"][1].update(
+            Prefix={"Fn::Sub": "${AnalyticsPrefix}/activity/"}
+        ),
+    ),
+    "activity-expiry-everything": (
+        "bucket",
+        lambda t: _res(t, "AnalyticsBucket")["LifecycleConfiguration"]["Rules"][1].update(
+            Prefix={"Fn::Sub": "${AnalyticsPrefix}/v1/"}
+        ),
+    ),
+    "activity-retention-90": (
+        "bucket", lambda t: t["Parameters"]["ActivityRetentionDays"].update(Default=90),
+    ),
+    "dashboard-sum": ("dashboard", _dashboard_edit('"stat": "Maximum"', '"stat": "Sum"')),
+    "dashboard-hourly": ("dashboard", _dashboard_edit('"period": 86400', '"period": 3600')),
+    "dashboard-no-site": ("dashboard", _dashboard_edit('"Site", "${Site}"', '"Site", "dev"')),
+    "dashboard-missing-metric": (
+        "dashboard", _dashboard_edit('"ActiveUsers"', '"RecipesCreated"'),
+    ),
+    "host-metrics-other-namespace": (
+        "host_policy",
+        lambda t: _stmt(t, "DagsterHostPolicy", "PutMetrics")["Condition"]["StringEquals"].update(
+            {"cloudwatch:namespace": "*"}
+        ),
+    ),
     "job-s3-whole-bucket": (
         "job_role",
         _set(
@@ -694,12 +777,9 @@ MUTATIONS: dict[str, tuple[str, Callable[[dict], None]]] = {
         _set(lambda t: _stmt(t, "DagsterHostPolicy", "ReadWritePrefixedObjects"), "Action",
              ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]),
     ),
-    "host-puts-metrics": (
-        "host_policy",
-        lambda t: _res(t, "DagsterHostPolicy")["PolicyDocument"]["Statement"].append(
-            {"Sid": "PutMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
-             "Resource": "*"}
-        ),
+    "host-puts-metrics-anywhere": (
+        "no_wildcard_actions",
+        lambda t: _stmt(t, "DagsterHostPolicy", "PutMetrics").pop("Condition"),
     ),
     "host-terminate-star": (
         "host_policy",

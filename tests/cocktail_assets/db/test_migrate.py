@@ -110,7 +110,11 @@ def test_adopting_a_live_site_adds_tracking_and_keeps_site_data(empty_db_url: st
             "SELECT tgname FROM pg_trigger WHERE tgrelid = 'recipes'::regclass "
             "AND NOT tgisinternal ORDER BY 1"
         ).fetchall()
-        assert names == [("analytics_recipes_dirty",)]
+        assert [n for n in names if n[0].startswith("analytics_")] == [
+            ("analytics_recipes_dirty",)]
+        # ... and the per-day activity triggers of 003 were added beside it.
+        assert [n[0] for n in names if not n[0].startswith("analytics_")] == [
+            "activity_recipes_delete", "activity_recipes_insert", "activity_recipes_update"]
         # Existing ratings keep an unknown date; new ones are stamped.
         assert conn.execute("SELECT count(*) FROM ratings WHERE created_at IS NULL").fetchone() == (2,)
         conn.execute("INSERT INTO ratings (cognito_user_id, recipe_id, rating) "

@@ -25,7 +25,9 @@ from cocktail_assets.resources.io_manager import ArtifactIOManager
 from cocktail_assets.resources.params import AnalyticsParams
 from cocktail_assets.resources.store import AnalyticsStore
 
-EVERYTHING = dg.AssetSelection.all(include_sources=True)
+# Every asset of the refresh's graph; the day-partitioned activity domain has its own runs and
+# tests (tests/cocktail_assets/activity).
+EVERYTHING = dg.AssetSelection.all(include_sources=True) - dg.AssetSelection.groups("activity")
 
 
 def graph_defs(
@@ -40,8 +42,13 @@ def graph_defs(
     })
 
 
-# The assets of the code location (their definitions do not depend on the resources bound).
-GRAPH_ASSETS: list[Any] = list(build_defs(read_settings({})).assets or [])
+# The refresh graph's assets of the code location (their definitions do not depend on the
+# resources bound).
+GRAPH_ASSETS: list[Any] = [
+    a for a in build_defs(read_settings({})).assets or []
+    if not any(k.path[0] == "activity" for k in (
+        [a.key] if isinstance(a, dg.SourceAsset) else a.keys))
+]
 
 
 def materialize_graph(

@@ -53,7 +53,9 @@ def test_the_sensor_runs_the_real_refresh_on_the_sample_data(
     result = tick()
     assert len(result.run_requests) == 1
     request = result.run_requests[0]
-    materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    # every materializable asset but the day-partitioned activity, which has its own sensor
+    materializable = {k for k in graph.get_all_asset_keys()
+                      if graph.get(k).is_materializable and k.path[0] != "activity"}
     assert set(request.asset_selection or []) == materializable  # every table changed
     lines = status_lines(instance, database, graph, Policy.from_minutes(15, 60), 30)
     assert any(line.startswith("the sensor would now request a run") for line in lines)
