@@ -33,6 +33,11 @@ from dagster._core.log_manager import (
 # enum to list sensor states and ticks.
 from dagster._core.scheduler.instigation import InstigatorType
 
+# ``cocktail-assets status`` reads each check's latest *completed* evaluation (a planned one,
+# from a run in progress or one that failed before the check ran, is not a verdict); the
+# instance's history query filters by this status enum.
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
 # The tag Dagster stores a run request's run key under; the refresh sensor looks runs up by it
 # to avoid requesting a change point twice.
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
@@ -46,6 +51,7 @@ __all__ = [
     "LOG_RECORD_METADATA_ATTR",
     "RUN_KEY_TAG",
     "SENSOR_NAME_TAG",
+    "AssetCheckExecutionRecordStatus",
     "BaseAssetGraph",
     "FileCodePointer",
     "InstigatorType",
