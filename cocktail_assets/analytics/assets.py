@@ -135,9 +135,14 @@ def recipe_complexity(database: CocktailDatabase, store: AnalyticsStore):
         rows = recipe_complexity_rows(*_pairs(conn))
         by_sql = [tuple(r) for r in conn.execute(queries.RECIPE_COMPLEXITY)]
     got = [(r["ingredient_count"], r["recipe_count"]) for r in rows]
+    mine, theirs = dict(got), dict(by_sql)
+    differ = [[n, mine.get(n), theirs.get(n)] for n in sorted({*mine, *theirs})
+              if mine.get(n) != theirs.get(n)]
+    if not differ and got != sorted(mine.items()):
+        differ = [["rows not ascending or repeated", len(got), len(by_sql)]]
     results = [verdict(
-        "counts_match_sql", sorted(set(got) ^ set(by_sql)) if got != by_sql else [],
-        "(ingredient count, recipe count) rows that differ from SQL",
+        "counts_match_sql", differ,
+        "[ingredient count, recipes published, recipes by SQL] that differ",
     )]
     yield from gate(COMPLEXITY_KEY, results)
     uri = store.publish_json("recipe-complexity", rows)
