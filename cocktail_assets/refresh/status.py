@@ -84,6 +84,17 @@ def published_keys(graph: BaseAssetGraph) -> list[dg.AssetKey]:
     )
 
 
+def checked_intermediates(graph: BaseAssetGraph) -> list[dg.AssetKey]:
+    """Unpublished assets with checks (catalog/recipe_volumes): a failure there stops all
+    that reads them, so status reports it too."""
+    published = set(published_keys(graph))
+    return sorted(
+        (k for k in graph.get_all_asset_keys()
+         if graph.get(k).is_materializable and graph.get(k).check_keys and k not in published),
+        key=lambda k: k.to_user_string(),
+    )
+
+
 def _last_check(instance: dg.DagsterInstance, key: dg.AssetCheckKey) -> tuple[str, bool]:
     """A check's latest completed evaluation as text, and whether it is a failed ERROR."""
     records = instance.event_log_storage.get_asset_check_execution_history(
@@ -134,10 +145,11 @@ def published_report(
     lines = [
         "published assets (behind: WARN after "
         f"{format_duration(warn) if warn else '-'}, FAIL after {format_duration(fail)} "
-        "of a pending edit):"
+        "of a pending edit; then the checked intermediates):"
     ]
     problems: list[str] = []
-    for key in published_keys(graph):
+    intermediates = checked_intermediates(graph)
+    for key in [*published_keys(graph), *intermediates]:
         name = key.to_user_string()
         entry = instance.get_latest_materialization_event(key)
         if entry is None or entry.asset_materialization is None:
@@ -154,6 +166,8 @@ def published_report(
         if checks:
             lines.append("    checks: " + "; ".join(text for text, _ in checks))
         problems += [f"{name} check {text.split()[0]} failed" for text, bad in checks if bad]
+        if key in intermediates:
+            continue
         state, why = _behind(key, pending, upstream, policy)
         lines.append(f"    freshness: {state} ({why})")
         if state == "FAIL":

@@ -215,7 +215,9 @@ def assert_blocked(
     assert set(pending(site.db_url)) == {"recipes", "recipe_ingredients"}
     text, code = site.status()
     assert code == 1, text
-    assert f"monitoring: FAILING: {key} check {check} failed" in text, text
+    verdict = next(line for line in text.splitlines() if line.startswith("monitoring: "))
+    assert verdict.startswith("monitoring: FAILING: ") and f"{key} check {check} failed" in \
+        verdict, text
     assert f"{check} FAILED (ERROR, run {result.run_id[:8]})" in text, text
     assert "pending changes:" in text and "  recipe_ingredients " in text, text
 
@@ -520,7 +522,8 @@ def test_status_reports_an_asset_behind_by_the_freshness_windows(site_factory) -
     site = site_factory("local_target")
     text, code = site.status()
     assert code == 0 and "monitoring: OK" in text, text
-    assert "published assets (behind: WARN after 1h00m, FAIL after 1h15m" in text, text
+    assert "published assets (behind: WARN after 1h00m, FAIL after 1h15m of a pending edit" \
+        in text, text
     assert "    freshness: PASS (recipe_ingredients edit pending for" in text, text
 
     def age(minutes: int) -> None:
