@@ -102,8 +102,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from cocktail_assets import definitions
     from cocktail_assets.refresh.status import print_status
 
-    print_status(settings, definitions.defs.resolve_asset_graph(), out=print)
-    return 0
+    # 1: an ERROR check failed on its latest evaluation or a published asset is behind.
+    return print_status(settings, definitions.defs.resolve_asset_graph(), out=print)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -198,7 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="give up following after this long (the backfill continues)")
     p.set_defaults(func=cmd_backfill)
 
-    p = sub.add_parser("status", help="what the refresh sensor sees and would do")
+    p = sub.add_parser(
+        "status", help="what the refresh sensor sees and would do; how each published asset "
+        "stands",
+        description="The refresh sensor's view (pending edits, quiet and max-wait time left, "
+        "the last run, what it would do now), then per published asset its last "
+        "materialization, its checks' latest results and its freshness. Exit status 1 when "
+        "an ERROR check failed on its latest evaluation or a published asset is behind, 0 "
+        "otherwise, 2 for bad settings or an unreachable service.",
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(

@@ -42,6 +42,11 @@ from dagster._core.log_manager import (
 # Instigator (sensor) state for ``cocktail-assets status``: the public instance API takes the
 # enum to list sensor states and ticks.
 from dagster._core.scheduler.instigation import InstigatorType
+
+# ``cocktail-assets status`` reads each check's latest *completed* evaluation (a planned one,
+# from a run in progress or one that failed before the check ran, is not a verdict); the
+# instance's history query filters by this status enum.
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG as RANGE_END_TAG,
 )
@@ -72,6 +77,7 @@ __all__ = [
     "RANGE_START_TAG",
     "RUN_KEY_TAG",
     "SENSOR_NAME_TAG",
+    "AssetCheckExecutionRecordStatus",
     "AssetJob",
     "BaseAssetGraph",
     "BulkActionStatus",

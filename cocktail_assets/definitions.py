@@ -17,6 +17,8 @@ from cocktail_assets.analytics import assets as analytics
 from cocktail_assets.catalog import assets as catalog
 from cocktail_assets.environments import Settings, build_resources, read_settings
 from cocktail_assets.refresh.jobs import JOB_NAME, LOGGERS, analytics_executor, analytics_refresh
+from cocktail_assets.refresh.policy import Policy
+from cocktail_assets.refresh.published import with_monitoring
 from cocktail_assets.refresh.sensors import refresh_sensors
 from cocktail_assets.site.assets import source_assets
 from cocktail_assets.spaces import assets as spaces
@@ -24,18 +26,17 @@ from cocktail_assets.spaces import assets as spaces
 
 def build_defs(settings: Settings, resources: Mapping[str, Any] | None = None) -> dg.Definitions:
     """The code location for ``settings``; ``resources`` replaces individual bindings (tests
-    bind their own database and store).
+    bind their own database and store). The published assets get their owners and a freshness
+    policy from the refresh timing here.
 
     Every job, Dagster's own asset job included (UI Materialize, backfills), runs in-process
     under the analytics lock: one analytics run at a time, whatever launched it.
     """
+    policy = Policy.from_minutes(settings.debounce_minutes, settings.max_wait_minutes)
+    computed = with_monitoring(dg.load_assets_from_modules([catalog, analytics, spaces]), policy)
     activity = build_activity(settings)
     return dg.Definitions(
-        assets=[
-            *source_assets,
-            *dg.load_assets_from_modules([catalog, analytics, spaces]),
-            *activity.assets,
-        ],
+        assets=[*source_assets, *computed, *activity.assets],
         jobs=[analytics_refresh, *activity.jobs],
         schedules=activity.schedules,
         loggers=LOGGERS,

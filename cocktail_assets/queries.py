@@ -7,13 +7,27 @@ FROM ingredients ORDER BY id
 
 RECIPES = "SELECT id, name::text FROM recipes ORDER BY id"
 
-# One row per recipe_ingredients row with what the volume rule needs (NULLs kept).
+# Each ingredient's path, read on its own for the ingredient_tree checks.
+INGREDIENT_PATHS = "SELECT id, path FROM ingredients ORDER BY id"
+
+# One row per recipe_ingredients row with what the volume rule needs (NULLs kept), and the row
+# and unit ids a data error names.
 RECIPE_INGREDIENT_ROWS = """
-SELECT ri.recipe_id, ri.ingredient_id, ri.amount::float8, u.name::text,
-       u.conversion_to_ml::float8
+SELECT ri.id, ri.recipe_id, ri.ingredient_id, ri.amount::float8, u.name::text,
+       u.conversion_to_ml::float8, u.id
 FROM recipe_ingredients ri
 LEFT JOIN units u ON u.id = ri.unit_id
 ORDER BY ri.recipe_id, ri.ingredient_id, ri.id
+"""
+
+# The recipes that must appear once in each space and in recipe_similarity: those whose rows
+# have a positive total volume. The checks' own plain read, in the recipe_volumes snapshot, of
+# what the volume rule needs (recipe, amount, unit, conversion per row), summed per recipe by
+# catalog.load.recipes_with_volume with barcart's rule: the rule is stated once (barcart), the
+# path from rows to recipe ids (no pandas, no matrix) is the check's own.
+RECIPE_VOLUME_INPUTS = """
+SELECT ri.recipe_id, ri.amount::float8, u.name::text, u.conversion_to_ml::float8
+FROM recipe_ingredients ri LEFT JOIN units u ON u.id = ri.unit_id
 """
 
 DISTINCT_RECIPE_INGREDIENTS = """
@@ -27,14 +41,16 @@ FROM (SELECT recipe_id, count(DISTINCT ingredient_id)::int AS ingredient_count
 GROUP BY ingredient_count ORDER BY ingredient_count
 """
 
-# Independent counts for the asset checks: direct and path-prefix (hierarchical) usage.
+# Independent counts for the asset checks: direct and path-prefix (hierarchical) usage, and
+# whether the ingredient is a root (its path names only itself).
 USAGE_BY_SQL = """
 SELECT i.id,
        (SELECT count(DISTINCT ri.recipe_id) FROM recipe_ingredients ri
         WHERE ri.ingredient_id = i.id)::int AS direct_usage,
        (SELECT count(DISTINCT ri.recipe_id) FROM recipe_ingredients ri
         JOIN ingredients d ON d.id = ri.ingredient_id
-        WHERE d.path LIKE i.path || '%')::int AS hierarchical_usage
+        WHERE d.path LIKE i.path || '%')::int AS hierarchical_usage,
+       cardinality(string_to_array(trim(both '/' from i.path), '/')) <= 1 AS is_root
 FROM ingredients i ORDER BY i.id
 """
 
@@ -50,6 +66,8 @@ INSERT INTO recipe_similarity (recipe_id, recipe_name, neighbors, created_at)
 SELECT s.recipe_id, s.recipe_name, s.neighbors, now() AT TIME ZONE 'utc'
 FROM recipe_similarity_staging s JOIN recipes r ON r.id = s.recipe_id
 """
-SIMILARITY_COUNTS = """
-SELECT count(*)::int, count(DISTINCT recipe_id)::int FROM recipe_similarity
+# The staged rows' recipe ids with how often each occurs, for the each-recipe-once check on
+# what is about to replace the table.
+SIMILARITY_STAGED_IDS = """
+SELECT recipe_id, count(*)::int FROM recipe_similarity_staging GROUP BY 1 ORDER BY 1
 """

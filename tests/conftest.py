@@ -61,6 +61,14 @@ def create_database(admin_url: str, template: str | None = None) -> str:
     """Create a uniquely named database (optionally from a template); returns its name."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
+        if template:
+            # A template must have no sessions: a test that materialized into it in this
+            # process may still hold the idle analytics-lock session of that run (released,
+            # kept until the process exits or takes the next lock; db/run_lock.py).
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()", (template,),
+            )
         clause = f' TEMPLATE "{template}"' if template else ""
         conn.execute(f'CREATE DATABASE "{name}"{clause}')
     return name

@@ -7,15 +7,9 @@ Every other domain reads them through the ``AssetIn`` constants below.
 import time
 
 import dagster as dg
-import numpy as np
 
-from cocktail_assets import queries
-from cocktail_assets.catalog.load import (
-    IngredientCatalog,
-    load_catalog,
-    load_recipe_volumes,
-    recipes_with_volume,
-)
+from cocktail_assets.catalog.load import IngredientCatalog, load_catalog, load_recipe_volumes
+from cocktail_assets.checks import error_check, gate, repeated_or_missing, verdict
 from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.site.assets import site_table_key
 
@@ -48,7 +42,7 @@ def ingredient_catalog(
     return dg.Output(
         catalog,
         metadata={
-            "rows": int(catalog.tree.ids.size),
+            "dagster/row_count": int(catalog.tree.ids.size),
             "depth": depth,
             "duration_s": round(time.perf_counter() - started, 3),
         },
@@ -64,15 +58,14 @@ def ingredient_catalog(
     description=(
         "Each recipe's ingredients as volume fractions (rows sum to 1) by the volume rule "
         "(docs/analytics.md#volume-rule), with recipe names and the ingredient lists the "
-        "spaces display."
+        "spaces display. A NaN, negative or infinite amount or conversion fails it, naming "
+        "the row."
     ),
     check_specs=[
-        dg.AssetCheckSpec(
-            "every_recipe_with_volume_present", asset=RECIPE_VOLUMES_KEY,
-            description=(
-                "Exactly the recipes whose rows, read again on their own, have a positive total "
-                "volume are rows, each once."
-            ),
+        error_check(
+            RECIPE_VOLUMES_KEY, "every_recipe_with_volume_present",
+            "Exactly the recipes whose rows have a positive total volume by the volume rule "
+            "in SQL (same snapshot) are rows, each once.",
         )
     ],
 )
@@ -82,24 +75,23 @@ def recipe_volumes(
     started = time.perf_counter()
     with database.snapshot() as conn:
         volumes = load_recipe_volumes(conn, catalog)
-        expected = recipes_with_volume(conn.execute(queries.RECIPE_INGREDIENT_ROWS).fetchall())
     got = volumes.matrix.recipe_ids
-    missing = np.setdiff1d(expected, got)
-    extra = np.setdiff1d(got, expected)
+    results = [verdict(
+        "every_recipe_with_volume_present",
+        repeated_or_missing(got.tolist(), volumes.expected_recipe_ids.tolist()),
+        "recipes missing, repeated or unexpected",
+    )]
+    yield from gate(RECIPE_VOLUMES_KEY, results)
     context.log.info(
         f"{got.size} recipes over {volumes.matrix.ingredient_ids.size} ingredients"
     )
     yield dg.Output(
         volumes,
         metadata={
-            "rows": int(got.size),
+            "dagster/row_count": int(got.size),
             "ingredients_used": volumes.matrix.ingredient_ids.size,
             "nonzeros": int(volumes.matrix.fractions.nnz),
             "duration_s": round(time.perf_counter() - started, 3),
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="every_recipe_with_volume_present",
-        passed=bool(missing.size == 0 and extra.size == 0 and np.unique(got).size == got.size),
-        metadata={"missing": missing[:20].tolist(), "unexpected": extra[:20].tolist()},
-    )
+    yield from results

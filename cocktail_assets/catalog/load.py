@@ -57,6 +57,10 @@ class RecipeVolumes:
     recipe_names: np.ndarray
     list_ptr: np.ndarray
     list_names: np.ndarray
+    # The recipes with a positive volume, derived on the checks' own path from a second read in
+    # the same snapshot (recipes_with_volume): what the spaces' and recipe_similarity's checks
+    # expect.
+    expected_recipe_ids: np.ndarray
 
     def ingredient_list(self, row: int) -> list[str]:
         return self.list_names[self.list_ptr[row]:self.list_ptr[row + 1]].tolist()
@@ -80,18 +84,44 @@ def load_catalog(conn: psycopg.Connection) -> IngredientCatalog:
     )
 
 
-def recipes_with_volume(rows: list[tuple]) -> np.ndarray:
-    """Sorted ids of the recipes whose ``RECIPE_INGREDIENT_ROWS`` have a positive total volume.
+def _column(rows: list[tuple], index: int) -> tuple[np.ndarray, np.ndarray]:
+    """A float column as an array (NaN where SQL NULL) and where the stored value itself is NaN.
 
-    A second, deliberately plain path from the rows to the set of recipes (a per-recipe sum of
-    barcart's row volumes, no pandas, no matrix), for the check on ``load_recipe_volumes``.
+    Read from the rows, not from pandas, which turns NULL and a stored NaN into the same NaN.
     """
+    values = [r[index] for r in rows]
+    null = np.array([v is None for v in values], dtype=bool)
+    array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return array, np.isnan(array) & ~null
+
+
+def _refuse_nan(rows: list[tuple], amount_nan: np.ndarray, conversion_nan: np.ndarray) -> None:
+    """A stored NaN is bad data, never "no amount": a DataError naming table, row and column."""
+    if amount_nan.any():
+        r = rows[int(np.flatnonzero(amount_nan)[0])]
+        raise DataError(
+            f"recipe_ingredients row {r[0]} (recipe {r[1]}, ingredient {r[2]}): column amount "
+            "is NaN, not a number; set it to a number or NULL"
+        )
+    if conversion_nan.any():
+        r = rows[int(np.flatnonzero(conversion_nan)[0])]
+        raise DataError(
+            f"units row {r[6]} ({r[4]!r}): column conversion_to_ml is NaN, not a number "
+            f"(read for recipe_ingredients row {r[0]}); set it to a number or NULL"
+        )
+
+
+def recipes_with_volume(rows: list[tuple]) -> np.ndarray:
+    """Sorted ids of the recipes whose ``RECIPE_VOLUME_INPUTS`` rows have a positive total
+    volume: a per-recipe sum of barcart's row volumes, deliberately plain (no pandas, no
+    matrix), for the checks on ``load_recipe_volumes``' result. A NaN sums to NaN, which is not
+    positive: such recipes are refused by the loader anyway."""
     if not rows:
         return np.zeros(0, dtype=np.int64)
     recipe = np.array([r[0] for r in rows], dtype=np.int64)
-    amounts = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64)
-    conversions = np.array([np.nan if r[4] is None else r[4] for r in rows], dtype=np.float64)
-    volumes = row_volumes_ml(amounts, [r[3] for r in rows], conversions)
+    amounts = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
+    conversions = np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=np.float64)
+    volumes = row_volumes_ml(amounts, [r[2] for r in rows], conversions)
     ids, inverse = np.unique(recipe, return_inverse=True)
     totals = np.bincount(inverse, weights=volumes, minlength=ids.size)
     return ids[totals > 0]
@@ -99,23 +129,26 @@ def recipes_with_volume(rows: list[tuple]) -> np.ndarray:
 
 def load_recipe_volumes(conn: psycopg.Connection, catalog: IngredientCatalog) -> RecipeVolumes:
     """Read recipe rows, convert them to ml by the volume rule (barcart's ``row_volumes_ml``,
-    docs/analytics.md#volume-rule) and normalise per recipe."""
+    docs/analytics.md#volume-rule) and normalise per recipe.
+
+    A NaN, negative or infinite amount or conversion is a DataError naming the row."""
     rows = conn.execute(queries.RECIPE_INGREDIENT_ROWS).fetchall()
     recipe_names = dict(conn.execute(queries.RECIPES).fetchall())
+    expected = recipes_with_volume(conn.execute(queries.RECIPE_VOLUME_INPUTS).fetchall())
+    amounts, amount_nan = _column(rows, 3)
+    conversions, conversion_nan = _column(rows, 5)
+    _refuse_nan(rows, amount_nan, conversion_nan)
     frame = pd.DataFrame(
-        rows, columns=["recipe_id", "ingredient_id", "amount", "unit", "conversion"]
+        [r[1:5] for r in rows], columns=["recipe_id", "ingredient_id", "amount", "unit"]
     )
-    amounts = frame["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
-    conversions = frame["conversion"].to_numpy(dtype=np.float64, na_value=np.nan)
     # Unit names straight from the rows: pandas 3 turns a NULL in a string column into NaN.
-    volumes = row_volumes_ml(amounts, [r[3] for r in rows], conversions)
+    volumes = row_volumes_ml(amounts, [r[4] for r in rows], conversions)
     bad = np.flatnonzero(~np.isfinite(volumes) | (volumes < 0))
     if bad.size:
-        r = frame.iloc[int(bad[0])]
+        r = rows[int(bad[0])]
         raise DataError(
-            f"recipe_ingredients row of recipe {int(r.recipe_id)}, ingredient "
-            f"{int(r.ingredient_id)}: amount {r.amount} {r.unit or ''} gives volume "
-            f"{volumes[bad[0]]} ml, which is not a non-negative number"
+            f"recipe_ingredients row {r[0]} (recipe {r[1]}, ingredient {r[2]}): amount {r[3]} "
+            f"{r[4] or ''} gives volume {volumes[bad[0]]} ml, which is not a non-negative number"
         )
     matrix = volume_fractions(
         frame["recipe_id"].to_numpy(np.int64), frame["ingredient_id"].to_numpy(np.int64), volumes
@@ -139,4 +172,5 @@ def load_recipe_volumes(conn: psycopg.Connection, catalog: IngredientCatalog) ->
         recipe_names=np.array([recipe_names[int(r)] for r in matrix.recipe_ids], dtype=str),
         list_ptr=list_ptr,
         list_names=per_item["name"].to_numpy(dtype=str),
+        expected_recipe_ids=expected,
     )

@@ -32,6 +32,19 @@ class Policy:
     def from_minutes(cls, debounce_minutes: float, max_wait_minutes: float) -> Policy:
         return cls(timedelta(minutes=debounce_minutes), timedelta(minutes=max_wait_minutes))
 
+    @property
+    def freshness_windows(self) -> tuple[timedelta, timedelta | None]:
+        """(fail, warn) windows of a published asset's freshness.
+
+        The sensor requests a run at the latest ``max_wait`` after the oldest pending edit, so
+        an edit should be published within ``max_wait`` (WARN after it) plus the run's own time
+        and a retry, for which one ``debounce`` is allowed (FAIL after ``max_wait + debounce``).
+        Dagster wants windows of at least a minute and warn < fail.
+        """
+        fail = max(self.max_wait + self.debounce, timedelta(minutes=2))
+        warn = max(self.max_wait, timedelta(minutes=1))
+        return fail, (warn if warn < fail else None)
+
     def backoff(self, failures: int) -> timedelta:
         """How long to wait after ``failures`` consecutive failed runs (0: no wait)."""
         if failures <= 0:

@@ -72,8 +72,8 @@ def summarize(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str,
         elif event.event_type_value == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
             meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-            count = meta.get("rows", meta.get("recipes", ""))
-            uri = meta.get("uri") or meta.get("work_uri") or meta.get("table") or ""
+            count = meta.get("dagster/row_count", "")
+            uri = meta.get("dagster/uri") or meta.get("work_uri") or ""
             seconds = meta.get("duration_s")
             if seconds is None and event.step_key in starts:
                 seconds = round(record.timestamp - starts[event.step_key], 2)

@@ -1,9 +1,14 @@
-"""``cocktail-assets status``: what the refresh sensor sees and would do, for a person.
+"""``cocktail-assets status``: what the refresh sensor sees and would do, and how each
+published asset stands, for a person and for a monitor.
 
 It runs the sensor's own evaluation (``sensors.evaluate``) without its side effects, so the
 verdict printed here is the one the next tick would reach, with the same numbers. One
 exception, on purpose: like the sensor, it first reports failed any run whose process died
-(``liveness.py``), so a dead run never shows as in progress, with or without the daemon.
+(``liveness.py``), so a dead run never shows as in progress, with or without the daemon. Then,
+per published asset: its last materialization (when, rows, URI), the latest completed
+evaluation of each of its checks, and whether it has fallen behind. The exit status is 1 when
+an ERROR check failed on its latest evaluation or a published asset is behind (FAIL), 0
+otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from datetime import UTC, datetime
 import dagster as dg
 import psycopg
 
-from cocktail_assets.dagster_private import BaseAssetGraph, InstigatorType
+from cocktail_assets.checks import PUBLISHED_TAG
+from cocktail_assets.dagster_private import (
+    AssetCheckExecutionRecordStatus,
+    BaseAssetGraph,
+    InstigatorType,
+)
+from cocktail_assets.db.change_log import PendingChanges
 from cocktail_assets.environments import Settings, database_resource, open_instance_environment
 from cocktail_assets.refresh.causes import failure_cause
 from cocktail_assets.refresh.liveness import fail_dead_runs
@@ -66,6 +77,112 @@ def _sensor_state(instance: dg.DagsterInstance) -> tuple[str | None, list[str]]:
     return cursor, lines
 
 
+COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+
+
+def published_keys(graph: BaseAssetGraph) -> list[dg.AssetKey]:
+    """The assets the site reads, found by their tag (``checks.PUBLISHED_TAG``)."""
+    return sorted(
+        (k for k in graph.get_all_asset_keys()
+         if graph.get(k).is_materializable and graph.get(k).tags.get(PUBLISHED_TAG) == "true"),
+        key=lambda k: k.to_user_string(),
+    )
+
+
+def checked_intermediates(graph: BaseAssetGraph) -> list[dg.AssetKey]:
+    """Unpublished assets with checks (catalog/recipe_volumes): a failure there stops all
+    that reads them, so status reports it too."""
+    published = set(published_keys(graph))
+    return sorted(
+        (k for k in graph.get_all_asset_keys()
+         if graph.get(k).is_materializable and graph.get(k).check_keys and k not in published),
+        key=lambda k: k.to_user_string(),
+    )
+
+
+def _last_check(instance: dg.DagsterInstance, key: dg.AssetCheckKey) -> tuple[str, bool]:
+    """A check's latest completed evaluation as text, and whether it is a failed ERROR."""
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=1, status=COMPLETED
+    )
+    if not records or records[0].event is None or records[0].event.dagster_event is None:
+        return f"{key.name} not evaluated yet", False
+    evaluation = records[0].event.dagster_event.event_specific_data
+    if evaluation.passed:
+        return f"{key.name} passed", False
+    severity = evaluation.severity.value
+    detail = f": {evaluation.description}" if evaluation.description else ""
+    return (
+        f"{key.name} FAILED ({severity}, run {records[0].run_id[:8]}){detail}",
+        evaluation.severity == dg.AssetCheckSeverity.ERROR,
+    )
+
+
+def _behind(
+    key: dg.AssetKey, pending: PendingChanges, upstream: dict[str, set[dg.AssetKey]],
+    policy: Policy,
+) -> tuple[str, str]:
+    """('PASS' | 'WARN' | 'FAIL', why): how long an edit ``key`` must reflect has waited.
+
+    Measured from the oldest pending edit of a table the asset reads (database clock), not from
+    the last materialization: a site nobody edits is not behind.
+    """
+    fail, warn = policy.freshness_windows
+    waiting = [(pending.now - t.first_changed_at, t.table) for t in pending.tables
+               if key in upstream.get(t.table, set())]
+    if not waiting:
+        return "PASS", "no pending edit it reads"
+    age, table = max(waiting)
+    why = f"{table} edit pending for {format_duration(age)}"
+    if age >= fail:
+        return "FAIL", why
+    if warn is not None and age >= warn:
+        return "WARN", why
+    return "PASS", why
+
+
+def published_report(
+    instance: dg.DagsterInstance, graph: BaseAssetGraph, pending: PendingChanges, policy: Policy
+) -> tuple[list[str], list[str]]:
+    """Lines about each published asset, and the problems that make ``status`` exit 1."""
+    fail, warn = policy.freshness_windows
+    upstream = downstream_of_tables(graph)
+    lines = [
+        "published assets (behind: WARN after "
+        f"{format_duration(warn) if warn else '-'}, FAIL after {format_duration(fail)} "
+        "of a pending edit; then the checked intermediates):"
+    ]
+    problems: list[str] = []
+    intermediates = checked_intermediates(graph)
+    for key in [*published_keys(graph), *intermediates]:
+        name = key.to_user_string()
+        entry = instance.get_latest_materialization_event(key)
+        if entry is None or entry.asset_materialization is None:
+            lines.append(f"  {name}: never materialized")
+        else:
+            meta = {k: getattr(v, "value", v) for k, v in
+                    entry.asset_materialization.metadata.items()}
+            lines.append(
+                f"  {name}: materialized {_time(entry.timestamp)} UTC, "
+                f"{meta.get('dagster/row_count', '?')} rows, {meta.get('dagster/uri', '-')}"
+            )
+        checks = [_last_check(instance, c) for c in
+                  sorted(graph.get(key).check_keys, key=lambda c: c.name)]
+        if checks:
+            lines.append("    checks: " + "; ".join(text for text, _ in checks))
+        problems += [f"{name} check {text.split()[0]} failed" for text, bad in checks if bad]
+        if key in intermediates:
+            continue
+        state, why = _behind(key, pending, upstream, policy)
+        lines.append(f"    freshness: {state} ({why})")
+        if state == "FAIL":
+            problems.append(f"{name} is behind ({why})")
+    lines.append(
+        "monitoring: OK" if not problems else f"monitoring: FAILING: {'; '.join(problems)}"
+    )
+    return lines, problems
+
+
 def status_lines(
     instance: dg.DagsterInstance,
     database: CocktailDatabase,
@@ -74,6 +191,18 @@ def status_lines(
     sensor_interval_seconds: int,
 ) -> list[str]:
     """The status report, line by line (times are UTC, on the database's clock)."""
+    return status_report(instance, database, graph, policy, sensor_interval_seconds)[0]
+
+
+def status_report(
+    instance: dg.DagsterInstance,
+    database: CocktailDatabase,
+    graph: BaseAssetGraph,
+    policy: Policy,
+    sensor_interval_seconds: int,
+) -> tuple[list[str], int]:
+    """The status report, line by line, and its exit status (1: a failed ERROR check or a
+    published asset behind; 0 otherwise)."""
     cursor, sensor_lines = _sensor_state(instance)
     try:
         with database.connect(autocommit=True) as conn:
@@ -141,19 +270,23 @@ def status_lines(
         )
     else:
         lines.append(f"the sensor would now skip: {decision.reason}")
-    return lines
+    published, problems = published_report(instance, graph, pending, policy)
+    return lines + published, 1 if problems else 0
 
 
 def print_status(
     settings: Settings, graph: BaseAssetGraph, out: Callable[[str], None] = print
-) -> None:
-    """Print what the refresh sensor sees and would do (``cocktail-assets status``); ``graph``
-    is the code location's asset graph."""
+) -> int:
+    """Print what the refresh sensor sees and would do and how the published assets stand
+    (``cocktail-assets status``); returns the exit status. ``graph`` is the code location's
+    asset graph."""
     os.environ.update(open_instance_environment(settings))
     policy = Policy.from_minutes(settings.debounce_minutes, settings.max_wait_minutes)
     database = database_resource(settings, for_dagster=False)
     with dg.DagsterInstance.get() as instance:
-        for line in status_lines(
+        lines, code = status_report(
             instance, database, graph, policy, settings.sensor_interval_seconds
-        ):
-            out(line)
+        )
+    for line in lines:
+        out(line)
+    return code

@@ -9,8 +9,10 @@ run in-process. They read and write only the analytics store, never the database
 """
 
 
+import itertools
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -30,16 +32,35 @@ from barcart import (
 from cocktail_assets import queries
 from cocktail_assets.catalog.assets import CATALOG_IN, VOLUMES_IN
 from cocktail_assets.catalog.load import IngredientCatalog, RecipeVolumes
+from cocktail_assets.checks import (
+    PUBLISHED,
+    error_check,
+    gate,
+    repeated_or_missing,
+    verdict,
+    warn_check,
+)
 from cocktail_assets.compiled import enable_umap_kernel_caching
 from cocktail_assets.previews import scatter_preview
 from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.resources.params import AnalyticsParams
-from cocktail_assets.spaces.shape import dense_distances, iter_similarity_rows, space_rows
+from cocktail_assets.spaces.shape import (
+    SimilarityRow,
+    dense_distances,
+    iter_similarity_rows,
+    space_rows,
+)
 from cocktail_assets.spaces.types import KnnGraph
 
 GROUP = "spaces"
 HEAVY = {"step_launcher", "store", "params"}
+EM_FIT_KEY = dg.AssetKey([GROUP, "em_fit"])
+SPACE_KEY = dg.AssetKey([GROUP, "cocktail_space"])
+SPACE_EM_KEY = dg.AssetKey([GROUP, "cocktail_space_em"])
 RECIPE_SIMILARITY_KEY = dg.AssetKey([GROUP, "recipe_similarity"])
+# Tolerances of the checks on floating-point results.
+SYMMETRY_TOL = 1e-9
+ORDER_TOL = 1e-9
 
 
 @dg.asset(
@@ -57,7 +78,7 @@ def rolled_up_recipes(
     return dg.Output(
         rolled,
         metadata={
-            "recipes": rolled.n_recipes,
+            "dagster/row_count": rolled.n_recipes,
             "ingredients_before": int(volumes.matrix.ingredient_ids.size),
             "ingredients_after": int(rolled.ingredient_ids.size),
         },
@@ -79,7 +100,7 @@ def manhattan_neighbors(volumes: RecipeVolumes, params: AnalyticsParams) -> dg.O
     return dg.Output(
         graph,
         metadata={
-            "recipes": int(indices.shape[0]),
+            "dagster/row_count": int(indices.shape[0]),
             "k": int(indices.shape[1]) if indices.ndim == 2 else 0,
             "duration_s": round(time.perf_counter() - started, 3),
         },
@@ -109,12 +130,66 @@ def _publish_em_arrays(
     return uris
 
 
+def cost_ids_by_path(rolled: RecipeMatrix, catalog: IngredientCatalog) -> np.ndarray:
+    """The ingredients the rolled-up recipes use and all their ancestors, read off the
+    ingredients' path strings: a second path to the ids the EM cost matrix must have."""
+    used = rolled.ingredient_ids[np.unique(rolled.fractions.tocsr().indices)]
+    paths = catalog.paths[catalog.positions(used)] if used.size else []
+    return np.array(
+        sorted({int(x) for p in paths for x in str(p).strip("/").split("/") if x}), np.int64
+    )
+
+
+def em_fit_checks(
+    result: EMResult, rolled: RecipeMatrix, catalog: IngredientCatalog, max_iter: int
+) -> list[dg.AssetCheckResult]:
+    """The EM fit's checks on its result in memory, before any array is written."""
+    c, ids = np.asarray(result.cost, dtype=np.float64), np.asarray(result.cost_ids)
+    square = c.ndim == 2 and c.shape == (ids.size, ids.size)
+    if square:
+        with np.errstate(invalid="ignore"):
+            bad_row = (
+                ~np.isfinite(c).all(axis=1) | (c < 0).any(axis=1)
+                | ~(np.abs(c - c.T) <= SYMMETRY_TOL).all(axis=1) | (np.diag(c) != 0)
+            )
+        cost_bad = ids[bad_row].tolist()
+    else:
+        cost_bad = [f"shape {c.shape} for {ids.size} ids"]
+    n = rolled.n_recipes
+    pi, pj, d = result.pair_i, result.pair_j, np.asarray(result.distances, dtype=np.float64)
+    in_range = (pi >= 0) & (pi < n) & (pj >= 0) & (pj < n)
+    with np.errstate(invalid="ignore"):
+        bad_pair = ~in_range | (pi == pj) | ~np.isfinite(d) | (d < 0)
+    rid = rolled.recipe_ids
+    pairs = [
+        [int(rid[i]) if 0 <= i < n else int(i), int(rid[j]) if 0 <= j < n else int(j)]
+        for i, j in zip(pi[bad_pair], pj[bad_pair], strict=True)
+    ]
+    last = round(float(result.history[-1]), 6) if result.history else None
+    return [
+        verdict("cost_valid", cost_bad,
+                "ingredients whose cost row is not finite, non-negative, symmetric with a zero "
+                "diagonal"),
+        verdict("cost_ids_match_rollup",
+                repeated_or_missing(ids.tolist(), cost_ids_by_path(rolled, catalog).tolist()),
+                "ingredients missing from, repeated in or unexpected in the cost matrix"),
+        verdict("distances_valid", pairs,
+                "recipe pairs (recipe ids) with a non-finite or negative distance, a recipe "
+                "paired with itself or out of range"),
+        verdict("converged", [] if result.converged else [last],
+                f"not converged within {max_iter} iterations; last relative change",
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"iterations": result.iterations}),
+    ]
+
+
 @dg.asset(
-    key=["spaces", "em_fit"],
+    key=EM_FIT_KEY,
     group_name=GROUP,
     ins={"rolled": dg.AssetIn(key=["spaces", "rolled_up_recipes"]), "catalog": CATALOG_IN},
     required_resource_keys=HEAVY,
     kinds={"python", "numba", "s3"},
+    tags=PUBLISHED,
     description=(
         "EM-learned ingredient costs and recipe earth mover's distances: cost starts as the "
         "tree distance, then E (optimal transport between candidate neighbours) and M "
@@ -122,9 +197,15 @@ def _publish_em_arrays(
         "recipe-distances-em.npz (CSR kNN graph with recipe ids)."
     ),
     check_specs=[
-        dg.AssetCheckSpec("distances_valid", asset=["spaces", "em_fit"],
-                          description="Costs and recipe distances symmetric, non-negative, "
-                          "finite, zero diagonal."),
+        error_check(EM_FIT_KEY, "cost_valid", "The learned cost matrix is square over its "
+                    "ids, finite, non-negative, symmetric, with a zero diagonal."),
+        error_check(EM_FIT_KEY, "cost_ids_match_rollup", "Its rows are exactly the "
+                    "ingredients the rolled-up recipes use and their ancestors (read off the "
+                    "ingredients' paths), each once."),
+        error_check(EM_FIT_KEY, "distances_valid", "Every recipe distance is finite and "
+                    "non-negative, between two different recipes of the space."),
+        warn_check(EM_FIT_KEY, "converged", "The EM fit stopped by its tolerance within the "
+                   "iteration limit (WARN: the artifact is still published)."),
     ],
 )
 def em_fit(context: dg.AssetExecutionContext, rolled: RecipeMatrix, catalog: IngredientCatalog):
@@ -143,19 +224,16 @@ def em_fit(context: dg.AssetExecutionContext, rolled: RecipeMatrix, catalog: Ing
     result = fit_em(
         rolled, cost_ids, cost, params.em_params(), progress=progress, tree_metric=metric
     )
+    results = em_fit_checks(result, rolled, catalog, params.em_max_iter)
+    yield from gate(EM_FIT_KEY, results)
     uris = _publish_em_arrays(
         context.resources.store, result, rolled.recipe_ids, params.dense_distance_limit
-    )
-    c = result.cost
-    valid = bool(
-        np.all(np.isfinite(c)) and np.allclose(c, c.T) and np.all(c >= 0)
-        and np.all(np.diag(c) == 0) and np.all(np.isfinite(result.distances))
-        and np.all(result.distances >= 0) and np.all(result.pair_i != result.pair_j)
     )
     yield dg.Output(
         result,
         metadata={
-            "recipes": rolled.n_recipes,
+            "dagster/row_count": rolled.n_recipes,
+            "dagster/uri": dg.MetadataValue.url(uris["recipe_distances_uri"]),
             "pairs": int(result.distances.size),
             "iterations": result.iterations,
             "converged": result.converged,
@@ -164,88 +242,126 @@ def em_fit(context: dg.AssetExecutionContext, rolled: RecipeMatrix, catalog: Ing
             **{k: dg.MetadataValue.url(v) for k, v in uris.items()},
         },
     )
-    yield dg.AssetCheckResult(check_name="distances_valid", passed=valid)
+    yield from results
 
 
-def _space_checks(volumes: RecipeVolumes, rows: list[dict]) -> list[dg.AssetCheckResult]:
-    ids = np.array([r["recipe_id"] for r in rows], dtype=np.int64)
+def space_checks(volumes: RecipeVolumes, rows: list[dict]) -> list[dg.AssetCheckResult]:
+    """A space's checks on the rows about to be published."""
+    ids = [r["recipe_id"] for r in rows]
     coords = np.array([[r["x"], r["y"]] for r in rows], dtype=np.float64).reshape(-1, 2)
-    once = bool(
-        np.unique(ids).size == ids.size
-        and np.array_equal(np.sort(ids), volumes.matrix.recipe_ids)
+    finite = np.isfinite(coords).all(axis=1)
+    spread = coords[finite]
+    collapsed = len(rows) > 1 and (
+        spread.shape[0] == 0 or bool(np.all(spread.max(axis=0) - spread.min(axis=0) == 0))
     )
     return [
-        dg.AssetCheckResult(check_name="each_recipe_once", passed=once,
-                            metadata={"rows": len(rows)}),
-        dg.AssetCheckResult(check_name="coordinates_finite",
-                            passed=bool(np.all(np.isfinite(coords)))),
+        verdict("each_recipe_once",
+                repeated_or_missing(ids, volumes.expected_recipe_ids.tolist()),
+                "recipes missing, repeated or unexpected"),
+        verdict("coordinates_finite", [ids[k] for k in np.flatnonzero(~finite)],
+                "recipes with a non-finite coordinate"),
+        verdict("coordinates_spread", ["all at one point"] if collapsed else [],
+                f"{len(rows)} recipes collapsed",
+                metadata={"points": len(rows)}),
     ]
 
 
-def _space_check_specs(key: list[str]) -> list[dg.AssetCheckSpec]:
+def _space_check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec("each_recipe_once", asset=key,
-                          description="Every recipe with ingredients appears exactly once."),
-        dg.AssetCheckSpec("coordinates_finite", asset=key,
-                          description="Every coordinate is a finite number."),
+        error_check(key, "each_recipe_once", "Every recipe with a positive volume in the "
+                    "database (SQL in the volumes' snapshot) appears exactly once, no other."),
+        error_check(key, "coordinates_finite", "Every coordinate is a finite number."),
+        error_check(key, "coordinates_spread", "With two or more recipes, the points are not "
+                    "all collapsed onto one."),
     ]
 
 
 def _publish_space(
-    context: dg.AssetExecutionContext, analytics_type: str, title: str,
+    context: dg.AssetExecutionContext, key: dg.AssetKey, analytics_type: str,
     volumes: RecipeVolumes, coords: np.ndarray, started: float,
-) -> dg.MaterializeResult:
+) -> Iterator[Any]:
     rows = space_rows(volumes, coords)
+    results = space_checks(volumes, rows)
+    yield from gate(key, results)
     uri = context.resources.store.publish_json(analytics_type, rows)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
-            "rows": len(rows),
-            "uri": dg.MetadataValue.url(uri),
+            "dagster/row_count": len(rows),
+            "dagster/uri": dg.MetadataValue.url(uri),
             "duration_s": round(time.perf_counter() - started, 3),
-            "preview": scatter_preview(coords, title),
+            "preview": scatter_preview(coords, analytics_type),
         },
-        check_results=_space_checks(volumes, rows),
+        check_results=results,
     )
 
 
 @dg.asset(
-    key=["spaces", "cocktail_space"],
+    key=SPACE_KEY,
     group_name=GROUP,
     ins={"volumes": VOLUMES_IN, "knn": dg.AssetIn(key=["spaces", "manhattan_neighbors"])},
     required_resource_keys=HEAVY,
     kinds={"python", "umap", "s3"},
+    tags=PUBLISHED,
     description="2-D UMAP of the recipes under Manhattan distance between volume fractions "
     "(n_neighbors 5, min_dist 0.05, seed 42). Published as cocktail-space.json.",
-    check_specs=_space_check_specs(["spaces", "cocktail_space"]),
+    check_specs=_space_check_specs(SPACE_KEY),
 )
-def cocktail_space(
-    context: dg.AssetExecutionContext, volumes: RecipeVolumes, knn: KnnGraph
-) -> dg.MaterializeResult:
+def cocktail_space(context: dg.AssetExecutionContext, volumes: RecipeVolumes, knn: KnnGraph):
     started = time.perf_counter()
     enable_umap_kernel_caching()
     coords = embed_knn(knn.indices, knn.distances)
-    return _publish_space(context, "cocktail-space", "cocktail-space", volumes, coords, started)
+    yield from _publish_space(context, SPACE_KEY, "cocktail-space", volumes, coords, started)
 
 
 @dg.asset(
-    key=["spaces", "cocktail_space_em"],
+    key=SPACE_EM_KEY,
     group_name=GROUP,
     ins={"volumes": VOLUMES_IN, "fit": dg.AssetIn(key=["spaces", "em_fit"])},
     required_resource_keys=HEAVY,
     kinds={"python", "umap", "s3"},
+    tags=PUBLISHED,
     description="2-D UMAP of the recipes on the EM earth mover's distances, from the "
     "nearest-neighbour graph of the computed pairs. Published as cocktail-space-em.json.",
-    check_specs=_space_check_specs(["spaces", "cocktail_space_em"]),
+    check_specs=_space_check_specs(SPACE_EM_KEY),
 )
-def cocktail_space_em(
-    context: dg.AssetExecutionContext, volumes: RecipeVolumes, fit: EMResult
-) -> dg.MaterializeResult:
+def cocktail_space_em(context: dg.AssetExecutionContext, volumes: RecipeVolumes, fit: EMResult):
     started = time.perf_counter()
     enable_umap_kernel_caching()
     coords = embed_em(fit, volumes.matrix.n_recipes)
-    return _publish_space(
-        context, "cocktail-space-em", "cocktail-space-em", volumes, coords, started
+    yield from _publish_space(
+        context, SPACE_EM_KEY, "cocktail-space-em", volumes, coords, started
     )
+
+
+class NeighborCheck:
+    """The neighbour invariants, evaluated on each row as it streams into COPY (the rows of
+    100,000 recipes are never held together): sorted by distance, never the recipe itself,
+    distances finite and >= 0, transport masses in (0, 1]."""
+
+    def __init__(self) -> None:
+        self.offending: list[int] = []
+
+    def see(self, recipe_id: int, neighbors: list[dict[str, Any]]) -> None:
+        distances = [nb["distance"] for nb in neighbors]
+        ok = all(np.isfinite(distances)) and all(x >= 0 for x in distances)
+        ok = ok and all(b >= a - ORDER_TOL for a, b in itertools.pairwise(distances))
+        ok = ok and all(nb["neighbor_recipe_id"] != recipe_id for nb in neighbors)
+        ok = ok and all(
+            0 < f["mass"] <= 1 for nb in neighbors for f in nb["transport_plan"]
+        )
+        if not ok:
+            self.offending.append(recipe_id)
+
+
+def _stage(conn: Any, rows: Iterator[SimilarityRow], check: NeighborCheck) -> int:
+    conn.execute(queries.SIMILARITY_STAGING)
+    staged = 0
+    with conn.cursor().copy(queries.SIMILARITY_COPY) as copy:
+        for recipe_id, name, neighbors in rows:
+            check.see(recipe_id, neighbors)
+            copy.write_row((recipe_id, name, json.dumps(neighbors, ensure_ascii=False)))
+            staged += 1
+    return staged
 
 
 @dg.asset(
@@ -253,11 +369,17 @@ def cocktail_space_em(
     group_name=GROUP,
     ins={"fit": dg.AssetIn(key=["spaces", "em_fit"]), "volumes": VOLUMES_IN, "catalog": CATALOG_IN},
     kinds={"python", "postgres"},
+    tags=PUBLISHED,
     description="Per recipe its nearest recipes by EM distance with the 3 largest ingredient "
-    "swaps, written to the recipe_similarity table (replaced in one transaction).",
+    "swaps, written to the recipe_similarity table (replaced in one transaction, only when "
+    "the staged rows pass their checks).",
     check_specs=[
-        dg.AssetCheckSpec("one_row_per_recipe", asset=RECIPE_SIMILARITY_KEY,
-                          description="One row per recipe of the space, no duplicates."),
+        error_check(RECIPE_SIMILARITY_KEY, "each_recipe_once", "Every recipe with a positive "
+                    "volume in the database (SQL in the volumes' snapshot) is exactly one of "
+                    "the rows staged for writing, no other."),
+        error_check(RECIPE_SIMILARITY_KEY, "neighbors_valid", "Each recipe's neighbours are "
+                    "sorted by distance (finite, >= 0), never the recipe itself, with "
+                    "transport masses in (0, 1]."),
     ],
 )
 def recipe_similarity(
@@ -267,31 +389,36 @@ def recipe_similarity(
     fit: EMResult,
     volumes: RecipeVolumes,
     catalog: IngredientCatalog,
-) -> dg.MaterializeResult:
+):
     started = time.perf_counter()
     rows = iter_similarity_rows(fit, volumes, catalog, params.similarity_neighbors)
-    staged = 0
+    neighbors = NeighborCheck()
+    written = 0
     with database.connect() as conn, conn.transaction():
-        conn.execute(queries.SIMILARITY_STAGING)
-        with conn.cursor().copy(queries.SIMILARITY_COPY) as copy:
-            for recipe_id, name, neighbors in rows:
-                copy.write_row((recipe_id, name, json.dumps(neighbors, ensure_ascii=False)))
-                staged += 1
-        conn.execute(queries.SIMILARITY_SWAP_DELETE)
-        written = conn.execute(queries.SIMILARITY_SWAP_INSERT).rowcount
-        total, distinct = conn.execute(queries.SIMILARITY_COUNTS).fetchone()
+        staged = _stage(conn, rows, neighbors)
+        counted = conn.execute(queries.SIMILARITY_STAGED_IDS).fetchall()
+        results = [
+            verdict("each_recipe_once",
+                    repeated_or_missing([r for r, k in counted for _ in range(k)],
+                                        volumes.expected_recipe_ids.tolist()),
+                    "recipes missing, repeated or unexpected in the staged rows",
+                    metadata={"staged": staged}),
+            verdict("neighbors_valid", neighbors.offending,
+                    "recipes whose neighbours are unsorted, include the recipe or carry a "
+                    "mass outside (0, 1]"),
+        ]
+        if all(r.passed for r in results):
+            conn.execute(queries.SIMILARITY_SWAP_DELETE)
+            written = conn.execute(queries.SIMILARITY_SWAP_INSERT).rowcount
+        # otherwise the transaction commits nothing but a dropped temporary table
+    yield from gate(RECIPE_SIMILARITY_KEY, results)
     context.log.info(f"recipe_similarity: {written} rows written")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
-            "rows": written,
-            "table": f"{database.describe()}: recipe_similarity",
+            "dagster/row_count": written,
+            "dagster/uri": f"postgresql://{database.describe()}?table=recipe_similarity",
+            "dagster/table_name": "recipe_similarity",
             "duration_s": round(time.perf_counter() - started, 3),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="one_row_per_recipe",
-                passed=bool(total == distinct == written),
-                metadata={"rows": total, "distinct": distinct, "expected": staged},
-            )
-        ],
+        check_results=results,
     )

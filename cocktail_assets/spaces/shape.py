@@ -11,6 +11,9 @@ from barcart import EMResult, nearest_neighbors
 
 from cocktail_assets.catalog.load import IngredientCatalog, RecipeVolumes
 
+# (recipe id, recipe name, neighbours as JSON-ready dicts): one row of recipe_similarity.
+SimilarityRow = tuple[int, str, list[dict[str, Any]]]
+
 
 def space_rows(volumes: RecipeVolumes, coords: np.ndarray) -> list[dict[str, Any]]:
     """One artifact row per recipe: id, name, 2-D coordinates and its ingredient list."""
@@ -37,14 +40,14 @@ def dense_distances(result: EMResult, n: int) -> np.ndarray:
 
 def similarity_rows(
     fit: EMResult, volumes: RecipeVolumes, catalog: IngredientCatalog, n: int
-) -> list[tuple[int, str, list[dict[str, Any]]]]:
+) -> list[SimilarityRow]:
     """Per recipe: its nearest recipes by EM distance with the main ingredient swaps."""
     return list(iter_similarity_rows(fit, volumes, catalog, n))
 
 
 def iter_similarity_rows(
     fit: EMResult, volumes: RecipeVolumes, catalog: IngredientCatalog, n: int
-) -> Iterator[tuple[int, str, list[dict[str, Any]]]]:
+) -> Iterator[SimilarityRow]:
     """:func:`similarity_rows` one recipe at a time: the write streams them into COPY, so the
     JSON-ready dicts of 100,000 recipes x 20 neighbours never sit in memory together."""
     neighbors = nearest_neighbors(fit, volumes.matrix.n_recipes, n=n)

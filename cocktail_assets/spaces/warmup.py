@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import dagster as dg
 import numpy as np
+from barcart import IngredientTree
 from barcart.synthetic import synthetic_recipes
 
 from cocktail_assets.catalog.assets import INGREDIENT_CATALOG_KEY, RECIPE_VOLUMES_KEY
@@ -41,8 +42,7 @@ def synthetic_site(n_recipes: int = WARMUP_RECIPES) -> tuple[IngredientCatalog, 
     tree, allow, matrix = synthetic_recipes(n_recipes, WARMUP_INGREDIENTS, seed=7)
     names = np.array([f"ingredient {i}" for i in tree.ids], dtype=str)
     catalog = IngredientCatalog(
-        tree=tree, names=names, paths=np.array([""] * tree.ids.size, dtype=str),
-        allow_substitution=allow,
+        tree=tree, names=names, paths=_paths(tree), allow_substitution=allow,
     )
     fractions = matrix.fractions.tocsr()
     per_row = np.diff(fractions.indptr)
@@ -52,8 +52,23 @@ def synthetic_site(n_recipes: int = WARMUP_RECIPES) -> tuple[IngredientCatalog, 
         recipe_names=np.array([f"recipe {r}" for r in matrix.recipe_ids], dtype=str),
         list_ptr=np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64),
         list_names=list_names,
+        expected_recipe_ids=matrix.recipe_ids,
     )
     return catalog, volumes
+
+
+def _paths(tree: IngredientTree) -> np.ndarray:
+    """Each ingredient's materialised path (``/root/.../id/``), which em_fit's check reads."""
+    position = {int(i): k for k, i in enumerate(tree.ids)}
+    paths = []
+    for k in range(tree.ids.size):
+        chain = []
+        while k >= 0:
+            chain.append(int(tree.ids[k]))
+            parent = int(tree.parent_ids[k])
+            k = position[parent] if parent >= 0 else -1
+        paths.append("/" + "/".join(map(str, reversed(chain))) + "/")
+    return np.array(paths, dtype=str)
 
 
 def compile_kernels(progress: Callable[[str], None] = print) -> Compiles:

@@ -26,3 +26,13 @@ def test_refresh_select_and_synth_arguments() -> None:
     assert args.select == ["spaces/cocktail_space", "analytics/ingredient_usage"]
     args = parse_args(["db", "synth", "--recipes", "1000", "--seed", "7"])
     assert (args.recipes, args.seed) == (1000, 7)
+
+
+def test_status_exits_2_on_bad_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cocktail_assets.cli import main
+
+    monkeypatch.setenv("COCKTAIL_ENV", "staging")
+    assert main(["status"]) == 2
+    assert capsys.readouterr().err.strip().startswith("cocktail-assets: COCKTAIL_ENV must be")

@@ -76,8 +76,12 @@ def test_print_status_opens_the_projects_instance(
         conn.execute("INSERT INTO units (name) VALUES ('dash')")
     settings = read_settings({"DATABASE_URL": db_url, "COCKTAIL_LOCAL_DIR": str(tmp_path)})
     lines: list[str] = []
-    print_status(settings, build_defs(settings).resolve_asset_graph(), out=lines.append)
+    code = print_status(settings, build_defs(settings).resolve_asset_graph(), out=lines.append)
     text = "\n".join(lines)
+    # nothing published yet, no check evaluated, the pending edit is fresh: exit status 0
+    assert code == 0, text
+    assert "  spaces/recipe_similarity: never materialized" in text
+    assert "monitoring: OK" in text
     assert "units" in text
     assert re.search(f"quiet time left: {about(15)};", text), text
     assert "the sensor would now skip: debouncing." in text

@@ -24,6 +24,7 @@ def _fixtures() -> tuple[EMResult, RecipeVolumes, IngredientCatalog]:
                             ingredient_ids=np.array(ids), fractions=None),  # not read
         recipe_names=np.array(["Gimlet", "Kamikaze", "Lime water"]),
         list_ptr=np.zeros(4, dtype=np.int64), list_names=np.array([], dtype=str),
+        expected_recipe_ids=np.array([100, 101, 102]),
     )
     # pairs (0,1) 0.5, (0,2) 0.2, (1,2) 0.9; plan rows index cost_ids
     plans = TransportPlans(
