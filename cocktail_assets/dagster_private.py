@@ -29,6 +29,11 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 
+# core_dagster_event_sequence_for_step: what Dagster runs for a step without a launcher. The
+# Batch launcher calls it to run a step in-process after all when the work is too small for
+# Batch to pay (BATCH_MIN_RECIPES), exactly as Dagster would have.
+from dagster._core.execution.plan.execute_step import core_dagster_event_sequence_for_step
+
 # The Batch launcher replays the container's events into the host's log manager as Dagster
 # itself does for a step's events: these build the log record the run's loggers expect
 # (the progress logger of ``cocktail-assets refresh`` reads the metadata attribute too).
@@ -88,5 +93,6 @@ __all__ = [
     "SerializableErrorInfo",
     "construct_log_record_message",
     "construct_log_record_metadata",
+    "core_dagster_event_sequence_for_step",
     "make_new_backfill_id",
 ]

@@ -35,6 +35,10 @@ from cocktail_assets.resources.store import AnalyticsStore
 WEEK_MINUTES = 7 * 24 * 60
 MAX_SIMILARITY_NEIGHBORS = 200
 MAX_DENSE_DISTANCE_LIMIT = 20000
+# Below this many recipes the heavy steps run in-process even with Batch settings (README,
+# "Heavy steps on AWS Batch": in-process they take seconds to a few minutes and under about
+# 2.5 GiB; a Batch job scales up from zero and starts a container, minutes before it works).
+DEFAULT_BATCH_MIN_RECIPES = 50_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class Settings:
     batch_staging_prefix: str
     batch_log_group: str | None
     batch_max_attempts: int
+    batch_min_recipes: int
     debounce_minutes: float
     max_wait_minutes: float
     sensor_interval_seconds: int
@@ -148,6 +153,9 @@ def read_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         batch_staging_prefix=(environ.get("BATCH_STAGING_PREFIX") or "dagster-steps").strip("/"),
         batch_log_group=environ.get("BATCH_LOG_GROUP") or None,
         batch_max_attempts=_number(environ, "BATCH_MAX_ATTEMPTS", 3, int, low=1, high=10),
+        batch_min_recipes=_number(
+            environ, "BATCH_MIN_RECIPES", DEFAULT_BATCH_MIN_RECIPES, int, low=0, high=10**8
+        ),
         debounce_minutes=_number(
             environ, "ANALYTICS_DEBOUNCE_MINUTES", 5 if env == "dev" else 15, high=WEEK_MINUTES,
         ),
@@ -209,6 +217,8 @@ def step_launcher_resource(settings: Settings) -> Any:
         endpoint_url=settings.s3_endpoint_url,
         log_group=settings.batch_log_group,
         max_attempts=settings.batch_max_attempts,
+        size_asset="catalog/recipe_volumes",
+        min_rows=settings.batch_min_recipes,
         # The worker rebuilds the definitions from its own environment: hand it the host's
         # non-secret settings so both sides compute with the same parameters.
         environment={

@@ -37,6 +37,23 @@ from cocktail_assets.dagster_private import SerializableErrorInfo
 ATTEMPT_ENV = "COCKTAIL_STEP_ATTEMPT"  # the attempt number, set per submission
 RUN_ID_ENV = "COCKTAIL_STEP_RUN_ID"  # the run and step the job is for, set per submission
 STEP_KEY_ENV = "COCKTAIL_STEP_KEY"
+# Why the step went to Batch (BATCH_MIN_RECIPES), for the step's metadata in the container.
+PLACEMENT_ENV = "COCKTAIL_STEP_PLACEMENT"
+
+
+def step_placement(launcher: object, step_key: str, environ: dict[str, str] | None = None) -> str:
+    """Where a heavy step runs and why, for its materialization's metadata: the host's
+    launcher knows (in-process below the threshold); in a Batch container the launcher
+    passed it in the job's environment; without Batch settings there is no launcher."""
+    import os
+
+    decided = getattr(launcher, "_placements", None)
+    if isinstance(decided, dict) and step_key in decided:
+        return decided[step_key]
+    passed = (environ if environ is not None else os.environ).get(PLACEMENT_ENV)
+    if passed:
+        return passed
+    return "in-process (no AWS Batch settings)"
 DIGEST_OPTION = "--sha256"  # the job command: <ref uri> --sha256 <hex digest of the ref>
 # Tags of every submitted job; deploy/cloudformation.yaml's host policy conditions
 # TerminateJob on them.

@@ -32,6 +32,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from dagster import (
+    AssetKey,
     ConfigurableResource,
     DagsterEvent,
     DagsterEventType,
@@ -51,6 +52,7 @@ from cocktail_assets.batch.events import (
     ATTEMPT_ENV,
     DIGEST_OPTION,
     JOB_TAGS,
+    PLACEMENT_ENV,
     RUN_ID_ENV,
     STEP_KEY_ENV,
     EventStream,
@@ -67,6 +69,7 @@ from cocktail_assets.dagster_private import (
     ReconstructableJob,
     construct_log_record_message,
     construct_log_record_metadata,
+    core_dagster_event_sequence_for_step,
 )
 
 SPOT_RECLAIM_PREFIX = "Host EC2"
@@ -130,6 +133,15 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
     endpoint_url: str | None = Field(default=None, description="AWS endpoint (tests).")
     log_group: str | None = Field(default=None, description="CloudWatch group of job logs.")
     max_attempts: int = Field(default=3, ge=1, description="Jobs per step incl. Spot retries.")
+    size_asset: str | None = Field(
+        default=None,
+        description="Asset whose latest dagster/row_count sizes the work (catalog/recipe_volumes).",
+    )
+    min_rows: int = Field(
+        default=0, ge=0,
+        description="Below this many rows of size_asset a step runs in-process on the host "
+        "(BATCH_MIN_RECIPES): Batch's start-up would cost more than the work.",
+    )
     environment: dict[str, str] = Field(
         default_factory=dict,
         description="Extra non-secret environment for the container (never secrets: anyone "
@@ -142,6 +154,7 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
     )
 
     _batch_client: Any = PrivateAttr(default=None)
+    _placements: dict[str, str] = PrivateAttr(default_factory=dict)
     _s3_client: Any = PrivateAttr(default=None)
 
     # -- clients ---------------------------------------------------------------------------
@@ -164,7 +177,33 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
         return self._s3_client
 
     # -- the StepLauncher API --------------------------------------------------------------
+    def placement(self, step_context: StepExecutionContext) -> tuple[bool, str]:
+        """Whether the step goes to Batch, and why (for its log and metadata)."""
+        if not self.size_asset or self.min_rows <= 0:
+            return True, "BATCH_MIN_RECIPES is 0: every heavy step goes to AWS Batch"
+        event = step_context.instance.get_latest_materialization_event(
+            AssetKey.from_user_string(self.size_asset)
+        )
+        meta = event.asset_materialization.metadata if event and event.asset_materialization \
+            else {}
+        value = meta.get("dagster/row_count")
+        rows = getattr(value, "value", value)
+        if rows is None:
+            return True, f"size unknown ({self.size_asset} has no row count yet): AWS Batch"
+        if int(rows) < self.min_rows:
+            return False, (
+                f"{int(rows):,} recipes < BATCH_MIN_RECIPES {self.min_rows:,}: in-process on the "
+                "Dagster host (Batch's scale-up and container start would cost more than the work)"
+            )
+        return True, f"{int(rows):,} recipes >= BATCH_MIN_RECIPES {self.min_rows:,}: AWS Batch"
+
     def launch_step(self, step_context: StepExecutionContext) -> Iterator[DagsterEvent]:
+        on_batch, why = self.placement(step_context)
+        self._placements[step_context.step.key] = why
+        step_context.log.info(f"placement of {step_context.step.key}: {why}")
+        if not on_batch:
+            yield from core_dagster_event_sequence_for_step(step_context)
+            return
         ref = self._step_run_ref(step_context)
         batch, s3 = self._batch(), self._s3()
         self._check_queue(batch)
@@ -254,6 +293,7 @@ class BatchStepLauncher(ConfigurableResource, StepLauncher):
         env: dict[str, str] = {
             RUN_ID_ENV: step_context.dagster_run.run_id,
             STEP_KEY_ENV: step_context.step.key,
+            PLACEMENT_ENV: self._placements.get(step_context.step.key, "AWS Batch"),
         }
         if self.region:
             env["AWS_REGION"] = self.region

@@ -30,6 +30,7 @@ from barcart import (
 )
 
 from cocktail_assets import queries
+from cocktail_assets.batch.events import step_placement
 from cocktail_assets.catalog.assets import CATALOG_IN, VOLUMES_IN
 from cocktail_assets.catalog.load import IngredientCatalog, RecipeVolumes
 from cocktail_assets.checks import (
@@ -239,6 +240,7 @@ def em_fit(context: dg.AssetExecutionContext, rolled: RecipeMatrix, catalog: Ing
             "converged": result.converged,
             "relative_change": [round(float(h), 6) for h in result.history],
             "duration_s": round(time.perf_counter() - started, 3),
+            "placement": _placement(context),
             **{k: dg.MetadataValue.url(v) for k, v in uris.items()},
         },
     )
@@ -276,6 +278,13 @@ def _space_check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     ]
 
 
+def _placement(context: dg.AssetExecutionContext) -> str:
+    """Where this heavy step ran and why (AWS Batch or in-process, BATCH_MIN_RECIPES)."""
+    return step_placement(
+        context.resources.step_launcher, context.get_step_execution_context().step.key
+    )
+
+
 def _publish_space(
     context: dg.AssetExecutionContext, key: dg.AssetKey, analytics_type: str,
     volumes: RecipeVolumes, coords: np.ndarray, started: float,
@@ -289,6 +298,7 @@ def _publish_space(
             "dagster/row_count": len(rows),
             "dagster/uri": dg.MetadataValue.url(uri),
             "duration_s": round(time.perf_counter() - started, 3),
+            "placement": _placement(context),
             "preview": scatter_preview(coords, analytics_type),
         },
         check_results=results,

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import dagster as dg
@@ -66,11 +67,29 @@ def _env() -> dict[str, str]:
 
 
 @pytest.fixture
-def sample_batch_setup(batch_setup: dict[str, str]) -> Iterator[dict[str, str]]:
+def sample_batch_setup(
+    batch_setup: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    # The sample's 157 recipes are above this threshold: the heavy steps go to Batch.
+    monkeypatch.setenv("BATCH_MIN_RECIPES", "100")
     with psycopg.connect(batch_setup["db_url"]) as conn:
         conn.execute("DELETE FROM ingredients")  # the shared fixture adds two of its own
         seed_sample(conn)
     yield batch_setup
+
+
+def materializations(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]:
+    """Step key -> the metadata of its materialization in the run."""
+    out = {}
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        event = record.dagster_event
+        out[event.step_key] = event.event_specific_data.materialization.metadata
+    return out
+
+
+def _placement(metadata: dict[str, Any]) -> str:
+    value = metadata["placement"]
+    return getattr(value, "value", value)
 
 
 def test_heavy_steps_on_batch_compile_nothing(
@@ -89,6 +108,7 @@ def test_heavy_steps_on_batch_compile_nothing(
         result = dg.execute_job(
             dg.reconstructable(refresh_job), instance=instance, raise_on_error=False
         )
+        instance_records = materializations(instance, result.run_id)
     batch_host.settle()
     logs = "\n".join(batch_host.output(j)[-2000:] for j in batch_host.jobs)
     assert result.success, logs
@@ -109,6 +129,9 @@ def test_heavy_steps_on_batch_compile_nothing(
         assert outcome["compiled"] == [], f"{step} compiled {outcome['compiled']}"
         assert 0 < outcome["startup_s"] < STARTUP_BOUND_S, (step, outcome["startup_s"])
     assert _fingerprint(cache) == before, "a step wrote to the numba cache"
+    for step in HEAVY_STEPS:
+        placement = _placement(instance_records[step])
+        assert placement == "157 recipes >= BATCH_MIN_RECIPES 100: AWS Batch", (step, placement)
 
 
 @pytest.mark.slow
@@ -139,3 +162,29 @@ def test_a_cold_cache_is_seen_and_reported(
             compiled[item["Key"].split("/")[2]] = body["compiled"]
     assert "_emd_pairs_kernel" in compiled["spaces__em_fit"]
     assert "smooth_knn_dist" in compiled["spaces__cocktail_space"]
+
+
+def test_below_the_threshold_heavy_steps_stay_on_the_host(
+    batch_setup: dict[str, str], batch_host: BatchHost, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batch settings, but the site is smaller than BATCH_MIN_RECIPES: no job is submitted,
+    the steps run in-process and say so in their log and metadata."""
+    monkeypatch.setenv("BATCH_MIN_RECIPES", "1000")
+    with psycopg.connect(batch_setup["db_url"]) as conn:
+        conn.execute("DELETE FROM ingredients")
+        seed_sample(conn)
+    ReconstructableJob.get_definition.cache_clear()
+    ReconstructableJob.get_repository_definition.cache_clear()
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(
+            dg.reconstructable(refresh_job), instance=instance, raise_on_error=False
+        )
+        records = materializations(instance, result.run_id)
+        logs = [r.user_message for r in instance.all_logs(result.run_id)]
+    assert result.success
+    assert batch_host.jobs == []
+    why = ("157 recipes < BATCH_MIN_RECIPES 1,000: in-process on the Dagster host (Batch's "
+           "scale-up and container start would cost more than the work)")
+    for step in HEAVY_STEPS:
+        assert _placement(records[step]) == why, step
+        assert f"placement of {step}: {why}" in logs
