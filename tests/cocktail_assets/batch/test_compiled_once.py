@@ -92,6 +92,39 @@ def _placement(metadata: dict[str, Any]) -> str:
     return getattr(value, "value", value)
 
 
+def run_refresh(
+    host: BatchHost, bucket: str, numba_cache: Path | None
+) -> tuple[bool, dict[str, Any], list[str]]:
+    """The real refresh with the Batch launcher bound; each of the (up to three) jobs the host
+    runs gets ``numba_cache``. Returns (success, step key -> materialization metadata, the
+    run's log messages)."""
+    env = {"ANALYTICS_BUCKET": bucket}
+    if numba_cache is not None:
+        env["NUMBA_CACHE_DIR"] = str(numba_cache)
+    host.plays = [Play(env=env)] * 3
+    ReconstructableJob.get_definition.cache_clear()
+    ReconstructableJob.get_repository_definition.cache_clear()
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(
+            dg.reconstructable(refresh_job), instance=instance, raise_on_error=False
+        )
+        records = materializations(instance, result.run_id)
+        logs = [r.user_message for r in instance.all_logs(result.run_id)]
+    host.settle()
+    return result.success, records, logs
+
+
+def step_results(bucket: str) -> dict[str, dict[str, Any]]:
+    """Step key -> the ``result.json`` its Batch worker wrote."""
+    s3 = boto3.client("s3")
+    found = {}
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix=f"{STAGING_PREFIX}/")["Contents"]:
+        if item["Key"].endswith("/result.json"):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            found[item["Key"].split("/")[2]] = json.loads(body)
+    return found
+
+
 def test_heavy_steps_on_batch_compile_nothing(
     sample_batch_setup: dict[str, str], batch_host: BatchHost, built_cache: Path,
     tmp_path: Path,
@@ -99,29 +132,12 @@ def test_heavy_steps_on_batch_compile_nothing(
     cache = tmp_path / "cache"
     shutil.copytree(built_cache, cache)
     before = _fingerprint(cache)
-    play = Play(env={"NUMBA_CACHE_DIR": str(cache),
-                     "ANALYTICS_BUCKET": sample_batch_setup["bucket"]})
-    batch_host.plays = [play, play, play]
-    ReconstructableJob.get_definition.cache_clear()
-    ReconstructableJob.get_repository_definition.cache_clear()
-    with dg.instance_for_test() as instance:
-        result = dg.execute_job(
-            dg.reconstructable(refresh_job), instance=instance, raise_on_error=False
-        )
-        instance_records = materializations(instance, result.run_id)
-    batch_host.settle()
-    logs = "\n".join(batch_host.output(j)[-2000:] for j in batch_host.jobs)
-    assert result.success, logs
-    assert len(batch_host.jobs) == 3, batch_host.jobs
-
-    s3 = boto3.client("s3")
     bucket = sample_batch_setup["bucket"]
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{STAGING_PREFIX}/")["Contents"]
-    results = {}
-    for item in listed:
-        if item["Key"].endswith("/result.json"):
-            step = item["Key"].split("/")[2]
-            results[step] = json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+    success, records, _ = run_refresh(batch_host, bucket, cache)
+    logs = "\n".join(batch_host.output(j)[-2000:] for j in batch_host.jobs)
+    assert success, logs
+    assert len(batch_host.jobs) == 3, batch_host.jobs
+    results = step_results(bucket)
     assert set(results) == HEAVY_STEPS, results
     for step, outcome in results.items():
         print(f"{step}: start-up {outcome['startup_s']} s, compiled {outcome['compiled']}")
@@ -130,7 +146,7 @@ def test_heavy_steps_on_batch_compile_nothing(
         assert 0 < outcome["startup_s"] < STARTUP_BOUND_S, (step, outcome["startup_s"])
     assert _fingerprint(cache) == before, "a step wrote to the numba cache"
     for step in HEAVY_STEPS:
-        placement = _placement(instance_records[step])
+        placement = _placement(records[step])
         assert placement == "157 recipes >= BATCH_MIN_RECIPES 100: AWS Batch", (step, placement)
 
 
@@ -141,25 +157,9 @@ def test_a_cold_cache_is_seen_and_reported(
     """The recording is real: with an empty cache the same steps report what they compiled."""
     empty = tmp_path / "empty-cache"
     empty.mkdir()
-    play = Play(env={"NUMBA_CACHE_DIR": str(empty),
-                     "ANALYTICS_BUCKET": sample_batch_setup["bucket"]})
-    batch_host.plays = [play, play, play]
-    ReconstructableJob.get_definition.cache_clear()
-    ReconstructableJob.get_repository_definition.cache_clear()
-    with dg.instance_for_test() as instance:
-        result = dg.execute_job(
-            dg.reconstructable(refresh_job), instance=instance, raise_on_error=False,
-            asset_selection=None,
-        )
-    batch_host.settle()
-    assert result.success
-    s3 = boto3.client("s3")
-    bucket = sample_batch_setup["bucket"]
-    compiled = {}
-    for item in s3.list_objects_v2(Bucket=bucket, Prefix=f"{STAGING_PREFIX}/")["Contents"]:
-        if item["Key"].endswith("/result.json"):
-            body = json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-            compiled[item["Key"].split("/")[2]] = body["compiled"]
+    success, _, _ = run_refresh(batch_host, sample_batch_setup["bucket"], empty)
+    assert success
+    compiled = {step: r["compiled"] for step, r in step_results(sample_batch_setup["bucket"]).items()}
     assert "_emd_pairs_kernel" in compiled["spaces__em_fit"]
     assert "smooth_knn_dist" in compiled["spaces__cocktail_space"]
 
@@ -173,15 +173,8 @@ def test_below_the_threshold_heavy_steps_stay_on_the_host(
     with psycopg.connect(batch_setup["db_url"]) as conn:
         conn.execute("DELETE FROM ingredients")
         seed_sample(conn)
-    ReconstructableJob.get_definition.cache_clear()
-    ReconstructableJob.get_repository_definition.cache_clear()
-    with dg.instance_for_test() as instance:
-        result = dg.execute_job(
-            dg.reconstructable(refresh_job), instance=instance, raise_on_error=False
-        )
-        records = materializations(instance, result.run_id)
-        logs = [r.user_message for r in instance.all_logs(result.run_id)]
-    assert result.success
+    success, records, logs = run_refresh(batch_host, batch_setup["bucket"], None)
+    assert success
     assert batch_host.jobs == []
     why = ("157 recipes < BATCH_MIN_RECIPES 1,000: in-process on the Dagster host (Batch's "
            "scale-up and container start would cost more than the work)")
