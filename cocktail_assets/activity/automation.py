@@ -42,7 +42,8 @@ def build_job(partitions: dg.DailyPartitionsDefinition) -> AssetJob:
     return dg.define_asset_job(
         JOB_NAME,
         selection=dg.AssetSelection.assets(DAILY_KEY, SUMMARY_KEY),
-        executor_def=dg.in_process_executor,
+        # The code location's default executor: in-process, under the analytics lock, so an
+        # activity run never writes the store alongside a refresh.
         tags={ACTIVITY_TAG: "true"},
         description="Aggregate and publish one UTC day of activity, then the 30-day summary.",
     )
