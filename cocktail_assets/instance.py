@@ -42,7 +42,7 @@ _LAUNCHERS = (("dagster/backfill", "backfill"), ("dagster/schedule_name", "sched
 def materializes_analytics(run: dg.DagsterRun) -> bool:
     """Whether ``run`` materializes an asset of the analytics groups (key prefix = group)."""
     if run.asset_selection is None:
-        return run.job_name in (ASSET_JOB_NAME, JOB_NAME)
+        return run.job_name == JOB_NAME or run.job_name.startswith(ASSET_JOB_NAME)
     return any(key.path[0] in ANALYTICS_GROUPS for key in run.asset_selection)
 
 
