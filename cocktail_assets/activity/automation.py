@@ -42,7 +42,7 @@ def build_job(partitions: dg.DailyPartitionsDefinition) -> AssetJob:
     return dg.define_asset_job(
         JOB_NAME,
         selection=dg.AssetSelection.assets(DAILY_KEY, SUMMARY_KEY),
-        executor_def=dg.in_process_executor,
+        # no executor of its own: the code location's, in-process under the analytics lock
         tags={ACTIVITY_TAG: "true"},
         description="Aggregate and publish one UTC day of activity, then the 30-day summary.",
     )
