@@ -133,3 +133,32 @@ def test_plain_dg_and_dagster_commands_need_no_variable(tmp_path: Path) -> None:
             timeout=300).stdout
     finally:
         stop_embedded(local)
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_the_webserver_route_serves_previews_from_the_store(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """/logs/previews/<stem>/png resolves, through the compute-log manager, to a local copy of
+    the preview in the analytics store (S3 when a Batch step wrote it); anything that is not a
+    preview name keeps Dagster's own compute-log path."""
+    from cocktail_assets.environments import read_settings, store_resource
+    from cocktail_assets.instance import ProjectComputeLogManager
+    from cocktail_assets.previews import preview_metadata
+
+    monkeypatch.setenv("COCKTAIL_LOCAL_DIR", str(tmp_path / "local"))
+    monkeypatch.delenv("COCKTAIL_DAGSTER_COMPUTE_LOGS", raising=False)
+    if where == "s3":
+        monkeypatch.setenv("ANALYTICS_BUCKET", request.getfixturevalue("s3_bucket"))
+    store = store_resource(read_settings())
+    png = b"\x89PNG\r\n\x1a\n" + b"picture"
+    markdown = preview_metadata(store, "cocktail-space", png, "cocktail-space").value
+    stem = markdown.split("/logs/previews/")[1].split("/png")[0]
+    manager = ProjectComputeLogManager()
+    served = Path(manager.get_captured_local_path(["previews", stem], "png"))
+    assert served.read_bytes() == png
+    assert served.is_relative_to(tmp_path / "local" / "dagster" / "compute_logs")
+    absent = f"cocktail-space-{'0' * 16}"
+    assert not Path(manager.get_captured_local_path(["previews", absent], "png")).exists()
+    with pytest.raises(ValueError, match="Invalid path"):  # Dagster's own check still applies
+        manager.get_captured_local_path(["previews", "../../../etc/passwd"], "png")
