@@ -56,6 +56,19 @@ def cmd_db_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_stop(args: argparse.Namespace) -> int:
+    from cocktail_assets.db.embedded import stop_embedded
+
+    settings = _settings()
+    if not settings.embedded:
+        print("db stop: DATABASE_URL is set; only the embedded server is stopped here")
+        return 0
+    pgdata = settings.local_dir / "pgdata"
+    print(f"stopped the embedded PostgreSQL in {pgdata}" if stop_embedded(settings.local_dir)
+          else f"the embedded PostgreSQL in {pgdata} is not running")
+    return 0
+
+
 def cmd_db_synth(args: argparse.Namespace) -> int:
     from cocktail_assets.db.connection import connect
     from cocktail_assets.db.synth import synthesize
@@ -118,6 +131,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    import signal
+    import subprocess
+
     from cocktail_assets.environments import open_instance_environment
     from cocktail_assets.paths import PROJECT_ROOT
 
@@ -125,13 +141,27 @@ def cmd_ui(args: argparse.Namespace) -> int:
     env = {**os.environ, **open_instance_environment(settings)}
     if settings.embedded:
         _database_url(settings)  # start, migrate and seed before Dagster's processes join it
-    # The dagster command of this environment, which need not be on PATH (./dev runs the venv's
-    # scripts without activating it).
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    command = [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), *args.dagster_args]
-    os.chdir(PROJECT_ROOT)
-    os.execvpe(command[0], command, env)
-    return 0  # not reached
+    # The dg command of this environment, which need not be on PATH (./dev runs the venv's
+    # scripts without activating it), in the project folder: `dg dev` reads [tool.dg].
+    dg = str(Path(sys.executable).with_name("dg"))
+    env.setdefault("VIRTUAL_ENV", str(Path(sys.executable).parent.parent))
+    # dg dev runs in its own session, so that a signal reaches it exactly once, from here:
+    # Ctrl-C and SIGTERM both become the SIGINT on which dagster dev shuts down the webserver,
+    # the daemon and the code server (a shell's background job would otherwise inherit SIGINT
+    # ignored, and dagster dev maps SIGTERM to whatever SIGINT does). This process outlives
+    # them, holding the embedded server, which it stops on exit when nothing else uses it.
+    # The handlers are set first: an exec resets a handled signal to its default in the child.
+    children: list[subprocess.Popen] = []
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            child.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    children.append(subprocess.Popen([dg, "dev", *args.dagster_args], cwd=PROJECT_ROOT,
+                                     env=env, start_new_session=True))
+    return children[0].wait()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = db.add_parser("seed", help="load the bundled sample cocktails (idempotent)")
     p.set_defaults(func=cmd_db_seed)
+    p = db.add_parser(
+        "stop", help="stop the embedded PostgreSQL (shared by every process of the project)",
+        description="Stop the embedded server. It stops by itself when the last process "
+        "using it exits normally; this stops it after a process was killed.",
+    )
+    p.set_defaults(func=cmd_db_stop)
     p = db.add_parser("synth", help="generate a deterministic synthetic site")
     p.add_argument("--recipes", type=int, required=True, help="how many recipes")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
@@ -219,9 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser(
-        "ui", help="start the Dagster UI and daemon (dagster dev)",
-        description="Start `dagster dev` on this project's workspace; any further arguments "
-        "(e.g. -p 3001) are passed to it.",
+        "ui", help="start the Dagster UI and daemon (dg dev)",
+        description="Start `dg dev` in the project folder (the webserver, the daemon and the "
+        "code server); any further arguments (e.g. -p 3001) are passed to it. Ctrl-C or "
+        "SIGTERM stops them all.",
     )
     p.set_defaults(func=cmd_ui, dagster_args=[])
     return parser

@@ -17,6 +17,11 @@ from dagster._core.code_pointer import FileCodePointer
 # ``RepositoryDefinition.asset_graph`` return; the refresh code receives one as an argument and
 # names it in type hints. Dagster exports no public alias.
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+
+# The tag an observation carries its data version in: the site observer sensor records the
+# sources' observations itself (``SensorResult.asset_events``), and ``AssetObservation`` has no
+# data-version parameter.
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.definitions.reconstruct import ReconstructableJob
 
 # The activity domain (cocktail_assets/activity/): its backfill command creates and watches a
@@ -52,6 +57,11 @@ from dagster._core.scheduler.instigation import InstigatorType
 # from a run in progress or one that failed before the check ran, is not a verdict); the
 # instance's history query filters by this status enum.
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+# The instance's local folders, subclassed in ``instance.py`` so that ``dagster.yaml`` needs no
+# variable for them (Dagster's own dagster.yaml names these modules too).
+from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+from dagster._core.storage.root import LocalArtifactStorage
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG as RANGE_END_TAG,
 )
@@ -75,6 +85,7 @@ from dagster._utils.error import SerializableErrorInfo
 
 __all__ = [
     "BACKFILL_ID_TAG",
+    "DATA_VERSION_TAG",
     "LOG_RECORD_EVENT_ATTR",
     "LOG_RECORD_METADATA_ATTR",
     "PARTITION_NAME_TAG",
@@ -88,6 +99,8 @@ __all__ = [
     "BulkActionStatus",
     "FileCodePointer",
     "InstigatorType",
+    "LocalArtifactStorage",
+    "LocalComputeLogManager",
     "PartitionBackfill",
     "ReconstructableJob",
     "SerializableErrorInfo",

@@ -16,18 +16,23 @@ from cocktail_assets.activity import build_activity
 from cocktail_assets.analytics import assets as analytics
 from cocktail_assets.catalog import assets as catalog
 from cocktail_assets.environments import Settings, build_resources, read_settings
+from cocktail_assets.ownership import with_owners_and_code
 from cocktail_assets.refresh.jobs import JOB_NAME, LOGGERS, analytics_executor, analytics_refresh
 from cocktail_assets.refresh.policy import Policy
 from cocktail_assets.refresh.published import with_monitoring
 from cocktail_assets.refresh.sensors import refresh_sensors
-from cocktail_assets.site.assets import source_assets
+from cocktail_assets.site.assets import SITE_KEYS, source_assets
+from cocktail_assets.site.lineage import with_table_deps
+from cocktail_assets.site.sensors import site_sensors
 from cocktail_assets.spaces import assets as spaces
 
 
 def build_defs(settings: Settings, resources: Mapping[str, Any] | None = None) -> dg.Definitions:
     """The code location for ``settings``; ``resources`` replaces individual bindings (tests
     bind their own database and store). The published assets get their owners and a freshness
-    policy from the refresh timing here.
+    policy from the refresh timing here; every asset depends directly on the site tables it
+    reads (``site/lineage.py``: staleness for the whole subgraph) and carries owners and code
+    references.
 
     Every job, Dagster's own asset job included (UI Materialize, backfills), runs in-process
     under the analytics lock: one analytics run at a time, whatever launched it.
@@ -35,13 +40,14 @@ def build_defs(settings: Settings, resources: Mapping[str, Any] | None = None) -
     policy = Policy.from_minutes(settings.debounce_minutes, settings.max_wait_minutes)
     computed = with_monitoring(dg.load_assets_from_modules([catalog, analytics, spaces]), policy)
     activity = build_activity(settings)
+    assets = with_table_deps([*source_assets, *computed, *activity.assets], SITE_KEYS)
     return dg.Definitions(
-        assets=[*source_assets, *computed, *activity.assets],
+        assets=with_owners_and_code(assets),
         jobs=[analytics_refresh, *activity.jobs],
         schedules=activity.schedules,
         loggers=LOGGERS,
         executor=analytics_executor,
-        sensors=[*refresh_sensors(settings), *activity.sensors],
+        sensors=[*refresh_sensors(settings), *site_sensors(settings), *activity.sensors],
         resources={**build_resources(settings), **(resources or {})},
     )
 

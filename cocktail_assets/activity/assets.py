@@ -9,6 +9,7 @@ schedule, backfills, and the late-edit sensor fed by the per-day triggers of mig
 
 import json
 import time
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -81,31 +82,38 @@ def settle_days(database: CocktailDatabase, start: date, end: date, snapshot: st
 def build_daily_asset(
     partitions: dg.DailyPartitionsDefinition, days_per_run: int
 ) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=DAILY_KEY,
-        group_name=GROUP,
-        partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=days_per_run),
-        kinds={"postgres", "s3"},
-        description=(
-            "One UTC day of site activity: recipes, ingredients, ratings, pantry (inventory) "
-            "additions and tags created that day, and the distinct users who did any of it "
-            "(each once). Ratings without created_at (from before it was recorded) are not "
-            "counted. Published as activity/YYYY-MM-DD.json and as CloudWatch metrics (days "
-            "up to two weeks old). A run aggregates a batch of days in one query."
-        ),
-        check_specs=[
-            dg.AssetCheckSpec(
-                CHECK_COUNTS, asset=DAILY_KEY, blocking=True,
-                description="Counts are non-negative; active_users lies between the largest "
-                "per-kind user count and their sum.",
+    # backfill_policy is marked beta; we rely on it knowingly (runs of at most days_per_run
+    # days), and its notice would otherwise repeat in every process that loads the code
+    # location.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        as_asset = dg.asset(
+            key=DAILY_KEY,
+            group_name=GROUP,
+            partitions_def=partitions,
+            backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=days_per_run),
+            kinds={"postgres", "s3"},
+            description=(
+                "One UTC day of site activity: recipes, ingredients, ratings, pantry (inventory) "
+                "additions and tags created that day, and the distinct users who did any of it "
+                "(each once). Ratings without created_at (from before it was recorded) are not "
+                "counted. Published as activity/YYYY-MM-DD.json and as CloudWatch metrics (days "
+                "up to two weeks old). A run aggregates a batch of days in one query."
             ),
-            dg.AssetCheckSpec(
-                CHECK_DAY, asset=DAILY_KEY, blocking=True,
-                description="Each published artifact's day equals its partition key.",
-            ),
-        ],
-    )
+            check_specs=[
+                dg.AssetCheckSpec(
+                    CHECK_COUNTS, asset=DAILY_KEY, blocking=True,
+                    description="Counts are non-negative; active_users lies between the largest "
+                    "per-kind user count and their sum.",
+                ),
+                dg.AssetCheckSpec(
+                    CHECK_DAY, asset=DAILY_KEY, blocking=True,
+                    description="Each published artifact's day equals its partition key.",
+                ),
+            ],
+        )
+
+    @as_asset
     def daily(
         context: dg.AssetExecutionContext,
         database: CocktailDatabase,

@@ -18,6 +18,7 @@ from cocktail_assets.analytics.compute import (
 from cocktail_assets.catalog.assets import CATALOG_IN
 from cocktail_assets.catalog.load import IngredientCatalog
 from cocktail_assets.checks import PUBLISHED, error_check, gate, repeated_or_missing, verdict
+from cocktail_assets.previews import preview_metadata, tree_png
 from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.resources.params import AnalyticsParams
 from cocktail_assets.resources.store import AnalyticsStore
@@ -215,7 +216,10 @@ def ingredient_tree(
     uri = store.publish_json("ingredient-tree", document)
     yield dg.MaterializeResult(
         metadata=_metadata(
-            len(nodes), uri, started, depth=tree_depth(document), size=len(nodes) + 1
+            len(nodes), uri, started, depth=tree_depth(document), size=len(nodes) + 1,
+            preview=preview_metadata(
+                store, "ingredient-tree", tree_png(document), "ingredient tree"
+            ),
         ),
         check_results=results,
     )

@@ -138,12 +138,35 @@ def reopen_latest(conn: psycopg.Connection) -> int:
         "AND id IN (SELECT max(id) FROM analytics_change_log GROUP BY table_name)"
     )
     return cur.rowcount
+@dataclass(frozen=True)
+class TableVersion:
+    """A tracked table's data version and its last change, as a source observation reports it."""
+
+    table: str
+    version: str  # the id of its newest change-log row ('0' if it never changed)
+    last_changed_at: datetime | None  # database clock, UTC
+    last_operation: str | None  # INSERT, UPDATE, DELETE or TRUNCATE
+    pending: int  # changes no successful refresh has covered yet
+
+
+_VERSIONS = """
+SELECT l.table_name, l.id, l.changed_at, l.operation,
+       (SELECT count(*) FROM analytics_change_log p
+        WHERE p.table_name = l.table_name AND p.settled_at IS NULL)
+FROM (SELECT table_name, max(id) AS id FROM analytics_change_log GROUP BY table_name) newest
+JOIN analytics_change_log l ON l.id = newest.id
+"""
+
+
+def table_changes(conn: psycopg.Connection) -> dict[str, TableVersion]:
+    """Every tracked table's data version with its newest change, in one statement."""
+    found = {
+        name: TableVersion(name, str(version), changed_at, operation, int(pending))
+        for name, version, changed_at, operation, pending in conn.execute(_VERSIONS).fetchall()
+    }
+    return {t: found.get(t, TableVersion(t, "0", None, None, 0)) for t in TRACKED_TABLES}
 
 
 def table_versions(conn: psycopg.Connection) -> dict[str, str]:
     """Each tracked table's data version: the id of its newest change ('0' if none yet)."""
-    rows = conn.execute(
-        "SELECT table_name, max(id) FROM analytics_change_log GROUP BY table_name"
-    ).fetchall()
-    found = {name: str(version) for name, version in rows}
-    return {table: found.get(table, "0") for table in TRACKED_TABLES}
+    return {table: change.version for table, change in table_changes(conn).items()}

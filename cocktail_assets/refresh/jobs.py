@@ -36,7 +36,8 @@ from cocktail_assets.tags import LOCK_TAG, REFRESH_TAG, TRIGGER_TAG
 JOB_NAME = "analytics_refresh"
 
 # Every materializable asset of the graph (sources are observed, not materialized).
-ANALYTICS_SELECTION = dg.AssetSelection.groups("catalog", "analytics", "spaces")
+ANALYTICS_GROUPS = ("catalog", "analytics", "spaces")
+ANALYTICS_SELECTION = dg.AssetSelection.groups(*ANALYTICS_GROUPS)
 
 _SHOWN_EVENTS = ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "ASSET_MATERIALIZATION")
 

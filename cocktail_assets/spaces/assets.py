@@ -42,7 +42,7 @@ from cocktail_assets.checks import (
     warn_check,
 )
 from cocktail_assets.compiled import enable_umap_kernel_caching
-from cocktail_assets.previews import scatter_preview
+from cocktail_assets.previews import preview_metadata, scatter_png
 from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.resources.params import AnalyticsParams
 from cocktail_assets.spaces.shape import (
@@ -299,7 +299,10 @@ def _publish_space(
             "dagster/uri": dg.MetadataValue.url(uri),
             "duration_s": round(time.perf_counter() - started, 3),
             "placement": _placement(context),
-            "preview": scatter_preview(coords, analytics_type),
+            "preview": preview_metadata(
+                context.resources.store, analytics_type,
+                scatter_png(coords, analytics_type), analytics_type,
+            ),
         },
         check_results=results,
     )

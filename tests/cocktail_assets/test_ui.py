@@ -130,6 +130,12 @@ mutation Launch($params: ExecutionParams!) {
 }
 """
 STATUS = "query R($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+RUN_TAGS = "query R($id: ID!) { runOrError(runId: $id) { ... on Run { tags { key value } } } }"
+RUN_LOGS = """
+query L($id: ID!) {
+  logsForRun(runId: $id) { ... on EventConnection { events { ... on MessageEvent { message } } } }
+}
+"""
 
 
 def test_lineage_is_browsable_and_an_asset_materializes_from_the_ui(
@@ -145,15 +151,16 @@ def test_lineage_is_browsable_and_an_asset_materializes_from_the_ui(
     assert "site/recipe_ingredients" in deps["analytics/recipe_complexity"]
     assert nodes["spaces/cocktail_space"]["groupName"] == "spaces"
 
+    # What the UI's Materialize button sends: Dagster's own asset job, tagged from_ui.
     params = {
         "selector": {
             "repositoryLocationName": "cocktail_assets",
             "repositoryName": "__repository__",
-            "pipelineName": "analytics_refresh",
+            "pipelineName": "__ASSET_JOB",
             "assetSelection": [{"path": ["analytics", "recipe_complexity"]}],
         },
         "mode": "default",
-        "executionMetadata": {"tags": []},
+        "executionMetadata": {"tags": [{"key": "dagster/from_ui", "value": "true"}]},
     }
     launched = _graphql(url, LAUNCH, {"params": params})["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
@@ -166,6 +173,15 @@ def test_lineage_is_browsable_and_an_asset_materializes_from_the_ui(
             break
         time.sleep(2)
     assert status == "SUCCESS"
+    # a refresh run (one at a time, shown by status with its trigger), executed in one process
+    tags = {t["key"]: t["value"] for t in _graphql(url, RUN_TAGS, {"id": run_id})[
+        "runOrError"]["tags"]}
+    assert tags["cocktail-assets/refresh"] == "true"
+    assert tags["cocktail-assets/trigger"] == "ui"
+    assert "cocktail-assets/change-snapshot" in tags
+    messages = [e["message"] for e in _graphql(url, RUN_LOGS, {"id": run_id})[
+        "logsForRun"]["events"]]
+    assert any(m.startswith("Executing steps in process") for m in messages), messages
     document = json.loads((store / "analytics" / "v1" / "recipe-complexity.json").read_text())
     assert document["metadata"]["analytics_type"] == "recipe-complexity"
     assert sum(row["recipe_count"] for row in document["data"]) > 100

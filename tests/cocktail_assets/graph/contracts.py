@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import itertools
 import math
 import re
@@ -254,10 +253,13 @@ def materialization_metadata(result: dg.ExecuteInProcessResult) -> dict[str, dic
     return out
 
 
-def preview_png(markdown: str) -> bytes:
-    found = re.search(r"\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown)
+def preview_png(markdown: str, published: Published) -> bytes:
+    """The picture a preview's Markdown shows: a short image link (the UI renders Markdown of
+    under 1,000 characters inline) to the webserver's route for the stored preview."""
+    assert len(markdown) < 1000, len(markdown)
+    found = re.fullmatch(r"!\[[^\]]*\]\(/logs/previews/([a-z0-9-]+)/png\)", markdown)
     assert found, markdown[:80]
-    return base64.b64decode(found.group(1), validate=True)
+    return published.raw(f"work/previews/{found.group(1)}.png")
 
 
 def check_metadata(result: dg.ExecuteInProcessResult, published: Published,
@@ -274,8 +276,10 @@ def check_metadata(result: dg.ExecuteInProcessResult, published: Published,
         assert meta[key]["dagster/row_count"] == count, key
         assert meta[key]["dagster/uri"] == published.uri(f"{analytics_type}.json"), key
         assert isinstance(meta[key]["duration_s"], float) and meta[key]["duration_s"] >= 0
-    for key in ("spaces/cocktail_space", "spaces/cocktail_space_em"):
-        assert preview_png(meta[key]["preview"]).startswith(PNG_SIGNATURE)
+    for key in ("spaces/cocktail_space", "spaces/cocktail_space_em", "analytics/ingredient_tree"):
+        png = preview_png(meta[key]["preview"], published)
+        assert png.startswith(PNG_SIGNATURE)
+        assert int.from_bytes(png[16:20], "big") == 800, key  # IHDR width: readable inline
     assert meta["analytics/ingredient_tree"]["depth"] == exp.depth
     assert meta["analytics/ingredient_tree"]["size"] == len(exp.nodes) + 1
     assert meta["spaces/recipe_similarity"]["dagster/row_count"] == len(exp.space_recipes)

@@ -1,9 +1,9 @@
-"""Which artifacts a change makes stale: each published asset depends only on what it reads.
+"""Which artifacts a change makes stale, as Dagster itself reports it (what the UI shows).
 
-The sources are observed through the observable source assets (their data version is the
-newest change-log id of their table); staleness is Dagster's own resolution over the instance.
-Dagster 1.13 reports STALE on the asset whose input changed; everything downstream of it is
-stale too (it will be recomputed from the new input), so ``effectively_stale`` adds those.
+The sources are observed through the observable source assets or the site observer sensor
+(their data version is the newest change-log id of their table). Every asset depends directly
+on each table it reads (``site/lineage.py``), so Dagster's own resolution marks the whole
+affected subgraph STALE, each asset with a root cause that is the table, and nothing else.
 """
 
 from __future__ import annotations
@@ -11,9 +11,18 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from cocktail_assets.environments import read_settings
+from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.site.assets import SOURCE_TABLES, site_table_key
-from tests.cocktail_assets.graph.conftest import GRAPH_ASSETS, execute, materialize_graph, query
-from tests.dagster_private import AssetGraph, StaleStatus, get_stale_status_resolver
+from cocktail_assets.site.sensors import build_observe_sensor
+from cocktail_assets.tags import CODE_LOCATION, CODE_LOCATION_TAG
+from tests.cocktail_assets.graph.conftest import (
+    GRAPH_ASSETS,
+    execute,
+    materialize_graph,
+    query,
+)
+from tests.dagster_private import StaleStatus, get_stale_status_resolver
 
 SOURCES = dg.AssetSelection.assets(*(site_table_key(t) for t in SOURCE_TABLES))
 SPACES = {"spaces/rolled_up_recipes", "spaces/em_fit", "spaces/cocktail_space",
@@ -24,7 +33,6 @@ MATERIALIZABLE = {
     key.to_user_string() for a in GRAPH_ASSETS if isinstance(a, dg.AssetsDefinition)
     for key in a.keys if a.is_materializable
 }
-GRAPH = AssetGraph.from_assets(GRAPH_ASSETS)
 
 
 def _status(instance: dg.DagsterInstance) -> dict[str, StaleStatus]:
@@ -32,22 +40,15 @@ def _status(instance: dg.DagsterInstance) -> dict[str, StaleStatus]:
     return {k: resolver.get_status(dg.AssetKey.from_user_string(k)) for k in MATERIALIZABLE}
 
 
-def _ancestors(key: str) -> set[str]:
-    out: set[str] = set()
-    frontier = [dg.AssetKey.from_user_string(key)]
-    while frontier:
-        parents = GRAPH.get(frontier.pop()).parent_keys
-        for parent in parents:
-            if parent.to_user_string() not in out:
-                out.add(parent.to_user_string())
-                frontier.append(parent)
-    return out
+def stale(instance: dg.DagsterInstance) -> set[str]:
+    return {k for k, s in _status(instance).items() if s == StaleStatus.STALE}
 
 
-def effectively_stale(instance: dg.DagsterInstance) -> set[str]:
-    """Assets that are STALE or downstream of a STALE asset."""
-    stale = {k for k, s in _status(instance).items() if s != StaleStatus.FRESH}
-    return {k for k in MATERIALIZABLE if k in stale or _ancestors(k) & stale}
+def root_causes(instance: dg.DagsterInstance, key: str) -> set[str]:
+    """The assets the UI names as the reason ``key`` is stale (the end of each cause chain)."""
+    resolver = get_stale_status_resolver(instance, GRAPH_ASSETS)
+    causes = resolver.get_stale_root_causes(dg.AssetKey.from_user_string(key))
+    return {c.asset_key.to_user_string() for c in causes}
 
 
 def _versions(db_url: str) -> dict[str, int]:
@@ -75,7 +76,7 @@ def test_everything_fresh_after_materializing(observed) -> None:
     observe()
     status = _status(instance)
     assert status.keys() >= SPACES | NO_VOLUMES | {"catalog/recipe_volumes"}
-    assert effectively_stale(instance) == set()
+    assert stale(instance) == set()
 
 
 def test_ratings_and_tags_tables_leave_everything_fresh(observed, sample_db_url: str) -> None:
@@ -92,34 +93,98 @@ def test_ratings_and_tags_tables_leave_everything_fresh(observed, sample_db_url:
     after = _versions(sample_db_url)
     assert {t for t in after if after[t] != before.get(t)} == {"ratings", "tags", "recipe_tags"}
     observe()
-    assert effectively_stale(instance) == set()
+    assert stale(instance) == set()
 
 
-def test_a_new_rating_leaves_the_spaces_fresh(observed, sample_db_url: str) -> None:
+def test_a_new_rating_leaves_everything_fresh(observed, sample_db_url: str) -> None:
     """The site's ratings trigger rewrites recipes.avg_rating; that is no recipes change."""
     instance, observe = observed
     execute(sample_db_url, "INSERT INTO ratings (cognito_user_id, recipe_id, rating) "
             "SELECT 'staleness-test', min(id), 5 FROM recipes")
     observe()
-    assert not effectively_stale(instance) & (SPACES | {"catalog/recipe_volumes"})
+    assert stale(instance) == set()
 
 
-def test_units_change_makes_the_spaces_stale(observed, sample_db_url: str, local_target) -> None:
+def test_units_change_makes_the_volumes_and_every_space_stale(
+    observed, sample_db_url: str
+) -> None:
     instance, observe = observed
     execute(sample_db_url, "UPDATE units SET conversion_to_ml = conversion_to_ml * 1.01 "
             "WHERE name = 'oz'")
     observe()
-    status = _status(instance)
-    # the units feed the volume fractions, so they and everything computed from them are stale
-    assert {k for k, s in status.items() if s == StaleStatus.STALE} == {"catalog/recipe_volumes"}
-    assert effectively_stale(instance) == SPACES | {"catalog/recipe_volumes"}
+    # the units feed the volume fractions, so they and everything computed from them are
+    # stale in Dagster's own view, each because of the table...
+    assert stale(instance) == SPACES | {"catalog/recipe_volumes"}
+    for key in SPACES | {"catalog/recipe_volumes"}:
+        assert root_causes(instance, key) == {"site/units"}, key
     # ...nothing that reads no volume (usage counts, complexity, the tree) is
-    assert all(status[k] == StaleStatus.FRESH for k in NO_VOLUMES)
-    # once the volumes are recomputed, Dagster itself reports their readers stale
+    assert all(_status(instance)[k] == StaleStatus.FRESH for k in NO_VOLUMES)
+
+
+def test_ingredients_change_makes_every_reader_stale_and_rematerializing_clears_it(
+    observed, sample_db_url: str, local_target
+) -> None:
+    instance, observe = observed
+    execute(sample_db_url, "UPDATE ingredients SET allow_substitution = NOT allow_substitution "
+            "WHERE id = (SELECT min(id) FROM ingredients)")
+    observe()
+    readers = MATERIALIZABLE - {"analytics/recipe_complexity"}
+    assert stale(instance) == readers
+    assert root_causes(instance, "spaces/cocktail_space_em") == {"site/ingredients"}
+    # "Materialize unsynced": recomputing exactly the stale assets leaves nothing stale
     store, _ = local_target
-    materialize_graph(sample_db_url, store, instance=instance,
-                      selection=dg.AssetSelection.assets(["catalog", "recipe_volumes"]))
-    status = _status(instance)
-    assert {k for k, s in status.items() if s == StaleStatus.STALE} == {
-        "spaces/rolled_up_recipes", "spaces/manhattan_neighbors", "spaces/cocktail_space",
-        "spaces/cocktail_space_em", "spaces/recipe_similarity"}
+    selection = dg.AssetSelection.assets(*(dg.AssetKey.from_user_string(k) for k in readers))
+    assert materialize_graph(sample_db_url, store, instance=instance, selection=selection).success
+    assert stale(instance) == set()
+
+
+def _observer_tick(instance: dg.DagsterInstance, db_url: str) -> dg.SensorResult:
+    sensor = build_observe_sensor(read_settings({}))
+    context = dg.build_sensor_context(
+        instance=instance, resources={"database": CocktailDatabase(url=db_url)})
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def test_the_observer_sensor_records_new_versions_once(sample_db_url: str, local_target) -> None:
+    """No click: the sensor's observations alone make the readers of an edited table stale,
+    with the change's metadata; a second tick records nothing; a run of the code location in
+    progress postpones the observation."""
+    store, _ = local_target
+    with dg.DagsterInstance.ephemeral() as instance:
+        first = _observer_tick(instance, sample_db_url)
+        assert {e.asset_key.to_user_string() for e in first.asset_events} == {
+            f"site/{t}" for t in SOURCE_TABLES}
+        for event in first.asset_events:
+            instance.report_runless_asset_event(event)
+        selection = dg.AssetSelection.groups("catalog", "analytics", "spaces")
+        assert materialize_graph(sample_db_url, store, instance=instance,
+                                 selection=selection).success
+        assert stale(instance) == set()
+        again = _observer_tick(instance, sample_db_url)
+        assert not again.asset_events
+        assert "no site table changed" in (again.skip_reason.skip_message or "")
+
+        execute(sample_db_url, "UPDATE recipe_ingredients SET amount = amount * 2 "
+                "WHERE id = (SELECT min(id) FROM recipe_ingredients)")
+        run = instance.create_run_for_job(
+            dg.GraphDefinition("noop", node_defs=[]).to_job(),
+            tags={CODE_LOCATION_TAG: CODE_LOCATION},
+            status=dg.DagsterRunStatus.STARTED)
+        waiting = _observer_tick(instance, sample_db_url)
+        assert not waiting.asset_events
+        assert f"once run {run.run_id} ends" in waiting.skip_reason.skip_message
+        instance.delete_run(run.run_id)
+
+        tick = _observer_tick(instance, sample_db_url)
+        assert [e.asset_key.to_user_string() for e in tick.asset_events] == [
+            "site/recipe_ingredients"]
+        metadata = tick.asset_events[0].metadata
+        assert metadata["pending_changes"].value >= 1
+        assert metadata["last_change"].value == "UPDATE"
+        assert metadata["last_change_at"].value > 0
+        for event in tick.asset_events:
+            instance.report_runless_asset_event(event)
+        assert stale(instance) == MATERIALIZABLE - {"catalog/ingredient_catalog"}
+        assert root_causes(instance, "spaces/cocktail_space") == {"site/recipe_ingredients"}
