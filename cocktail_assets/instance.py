@@ -81,39 +81,34 @@ def _folder(variable: str, *parts: str) -> str:
     return os.environ.get(variable) or str(read_settings().local_dir.joinpath("dagster", *parts))
 
 
-class ProjectStorage(DagsterPostgresStorage):
+class _NoConfig:
+    """The ConfigurableClass half of the project's instance parts: they take no configuration
+    in ``dagster.yaml`` (their defaults come from the project's settings)."""
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {}
+
+    @classmethod
+    def from_config_value(cls, inst_data: Any, config_value: Mapping[str, Any]) -> Any:
+        return cls(inst_data=inst_data)
+
+
+class ProjectStorage(_NoConfig, DagsterPostgresStorage):
     """Dagster's PostgreSQL run, event-log and schedule storage on the project's database."""
 
     def __init__(self, inst_data: Any = None) -> None:
         super().__init__(postgres_url=dagster_storage_url(), inst_data=inst_data)
 
-    @classmethod
-    def config_type(cls) -> dict:
-        return {}
 
-    @classmethod
-    def from_config_value(cls, inst_data: Any, config_value: Mapping[str, Any]) -> ProjectStorage:
-        return cls(inst_data=inst_data)
-
-
-class ProjectArtifactStorage(LocalArtifactStorage):
+class ProjectArtifactStorage(_NoConfig, LocalArtifactStorage):
     """Dagster's local artifact storage under the project's local folder."""
 
     def __init__(self, inst_data: Any = None) -> None:
         super().__init__(base_dir=_folder("COCKTAIL_DAGSTER_STORAGE"), inst_data=inst_data)
 
-    @classmethod
-    def config_type(cls) -> dict:
-        return {}
 
-    @classmethod
-    def from_config_value(
-        cls, inst_data: Any, config_value: Mapping[str, Any]
-    ) -> ProjectArtifactStorage:
-        return cls(inst_data=inst_data)
-
-
-class ProjectComputeLogManager(LocalComputeLogManager):
+class ProjectComputeLogManager(_NoConfig, LocalComputeLogManager):
     """Dagster's local compute-log manager under the project's local folder, which also hands
     the webserver the asset previews (``previews.py``).
 
@@ -152,13 +147,3 @@ class ProjectComputeLogManager(LocalComputeLogManager):
         super().__init__(
             base_dir=_folder("COCKTAIL_DAGSTER_COMPUTE_LOGS", "compute_logs"), inst_data=inst_data
         )
-
-    @classmethod
-    def config_type(cls) -> dict:
-        return {}
-
-    @classmethod
-    def from_config_value(
-        cls, inst_data: Any, config_value: Mapping[str, Any]
-    ) -> ProjectComputeLogManager:
-        return cls(inst_data=inst_data)
