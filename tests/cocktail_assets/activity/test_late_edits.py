@@ -1,7 +1,9 @@
-"""Late edits: the per-day triggers of migration 003, and the sensor that re-aggregates them."""
+"""Late edits: the per-day triggers of migrations 003 and 004, and the sensor that
+re-aggregates them."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -98,6 +100,66 @@ def test_deletes_and_date_changes_record_old_and_new_days(site: Activity) -> Non
     a.sql("TRUNCATE activity_day_changes")
     a.sql("UPDATE recipes SET created_by = 'someone' WHERE name = 'b'")
     assert recorded(a) == {days_ago(20).isoformat(): 1}
+
+
+def test_a_bulk_delete_records_each_past_day_once_and_todays_rows_nothing(
+    site: Activity,
+) -> None:
+    a = site
+    a.sql("INSERT INTO ratings (cognito_user_id, recipe_id, rating, created_at) "
+          "SELECT 'u' || g, r.id, 3, %s - (g %% 3) * interval '1 day' "
+          "FROM recipes r, generate_series(1, 30) g", (at(days_ago(2), "10:00:00"),))
+    a.sql("INSERT INTO ratings (cognito_user_id, recipe_id, rating) "
+          "SELECT 'today' || g, r.id, 3 FROM recipes r, generate_series(1, 5) g")
+    a.sql("INSERT INTO recipes (name) VALUES ('made today')")
+    a.sql("TRUNCATE activity_day_changes")
+    with psycopg.connect(a.db_url) as conn:  # one transaction
+        conn.execute("DELETE FROM recipes WHERE name = 'made today'")
+        # 2 recipes of two days, cascading to 60 ratings of three days and 10 of today
+        conn.execute("DELETE FROM recipes")
+        conn.execute("DELETE FROM ingredients")  # a day already recorded elsewhere is per table
+        changes = conn.execute("SELECT table_name, day FROM activity_day_changes "
+                               "ORDER BY 1, 2").fetchall()
+    assert changes == [
+        ("ingredients", days_ago(12)),
+        ("ratings", days_ago(4)), ("ratings", days_ago(3)), ("ratings", days_ago(2)),
+        ("recipes", days_ago(12)), ("recipes", days_ago(10)),
+    ]
+
+
+def test_a_site_role_without_rights_on_the_bookkeeping_still_records(site: Activity) -> None:
+    """The triggers run as the writer; only the recorder needs (and has) the owner's rights."""
+    a = site
+    role = f"site_writer_{uuid.uuid4().hex[:8]}"  # roles are per server, not per database
+    a.sql(f"CREATE ROLE {role} LOGIN")
+    a.sql("GRANT SELECT, INSERT, UPDATE, DELETE ON recipes, ratings, user_ingredients, "
+          f"recipe_ingredients, recipe_tags, recipe_similarity TO {role}")
+    a.sql(f"GRANT SELECT ON ingredients TO {role}")
+    a.sql(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    try:
+        writer = psycopg.conninfo.make_conninfo(a.db_url, user=role)
+        with psycopg.connect(writer) as conn:
+            denied = conn.execute(
+                "SELECT has_table_privilege('activity_day_changes', 'INSERT')").fetchone()
+            assert denied == (False,)
+            # a writer's own search path, without the project's schema (the site's own
+            # ratings trigger needs public, so this part writes the pantry)
+            conn.execute("SET search_path = pg_temp")
+            conn.execute("INSERT INTO public.user_ingredients (cognito_user_id, ingredient_id, "
+                         "added_at) SELECT 'w', min(id), %s FROM public.ingredients",
+                         (at(days_ago(5), "10:00:00"),))
+            conn.execute("DELETE FROM public.user_ingredients")
+            conn.execute("RESET search_path")
+            conn.execute("INSERT INTO ratings (cognito_user_id, recipe_id, rating, created_at) "
+                         "SELECT 'w', min(id), 4, %s FROM recipes", (at(days_ago(6), "10:00:00"),))
+            conn.execute("DELETE FROM recipes WHERE name = 'b'")
+        assert a.sql("SELECT table_name, day FROM activity_day_changes ORDER BY 1, 2") == [
+            ("ratings", days_ago(6)), ("recipes", days_ago(12)),
+            ("user_ingredients", days_ago(5)),
+        ]
+    finally:
+        a.sql(f"DROP OWNED BY {role}")
+        a.sql(f"DROP ROLE {role}")
 
 
 def test_broken_bookkeeping_never_fails_the_sites_write(site: Activity) -> None:
