@@ -9,20 +9,28 @@ or the server of DATABASE_URL (a URL with CREATE DATABASE rights) when it is set
 database is migrated and loaded with the bundled sample (``sample``) or with
 ``cocktail_assets.db.synth.synthesize(n, seed=0)`` (what ``cocktail-assets db synth`` runs).
 
-Then ``cocktail-assets refresh`` runs as a subprocess with DATABASE_URL, DAGSTER_PG_URL,
-COCKTAIL_LOCAL_DIR (artifacts) and NUMBA_CACHE_DIR pointing at the benchmark's own places:
+Then, as after an install on a new machine, ``cocktail-assets compile`` fills an empty numba
+cache folder (timed: the install step's compile), and ``cocktail-assets refresh`` runs as a
+subprocess with DATABASE_URL, DAGSTER_PG_URL, COCKTAIL_LOCAL_DIR (artifacts) and
+NUMBA_CACHE_DIR pointing at the benchmark's own places:
 
-- cold: the first refresh, with an empty numba cache folder (every compiled function of
-  barcart and of umap-learn is compiled, then cached);
-- warm: the next ``--warm-repeats`` refreshes (sizes up to ``--repeat-max``; one above) with
-  that cache; the table shows their median.
+- first: the first refresh after that install (a new process on new databases, nothing
+  compiled in the run); with ``--empty-cache`` no install step, so the first refresh compiles
+  everything itself, as before the compile step existed;
+- warm: the next ``--warm-repeats`` refreshes (sizes up to ``--repeat-max``; one above); the
+  table shows their median.
 
 Per run: wall seconds of the whole refresh process (Python start-up, Dagster, every asset and
-the settle step included), its peak RSS (``os.wait4`` rusage of that child), and each asset's
+the settle step included), its peak RSS (``os.wait4`` rusage of that child), each asset's
 seconds from the refresh's own summary (the ``duration_s`` metadata of the materializations,
 e.g. ``spaces/em_fit``, ``spaces/cocktail_space`` / ``cocktail_space_em`` (the UMAPs),
-``spaces/recipe_similarity`` (the similarity write)). Every line carries N. At the end the
-fitted exponent (log-log slope) of warm time and peak RSS versus N over the sizes >= 5,000.
+``spaces/recipe_similarity`` (the similarity write)), their sum (``assets s``) and the rest of
+the wall time (``outside s``: interpreter and imports, Dagster's run and step machinery, the
+IO manager, the settle step). Below each size, where the time of the two big assets goes, read
+from the run's materialization metadata in Dagster's event log: the EM fit's stages
+(``stage_seconds``) and the similarity write's (``stage_seconds``: JSON, COPY, swap). Every
+line carries N. At the end: the first ÷ warm ratio per size, and the fitted exponent (log-log
+slope) of warm time and peak RSS versus N over the sizes >= 5,000.
 
 Not a test: nothing here is collected by pytest.
 """
@@ -102,8 +110,9 @@ def load(site: str, size: str) -> int:
         return int(conn.execute("SELECT count(*) FROM recipes").fetchone()[0])
 
 
-def run_refresh(env: dict[str, str], log: Path) -> tuple[float, float, dict[str, float]]:
-    """One ``cocktail-assets refresh``: (wall seconds, peak RSS MiB, seconds per asset)."""
+def run_refresh(env: dict[str, str], log: Path) -> tuple[float, float, dict[str, float], str]:
+    """One ``cocktail-assets refresh``: (wall seconds, peak RSS MiB, seconds per asset, run
+    id)."""
     t0 = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen([str(CLI), "refresh"], env=env, stdout=out, stderr=out, cwd=ROOT)
@@ -118,17 +127,52 @@ def run_refresh(env: dict[str, str], log: Path) -> tuple[float, float, dict[str,
         if len(cells) >= 2 and "/" in cells[0] and not cells[0].startswith("["):
             with contextlib.suppress(ValueError):
                 per_asset[cells[0]] = float(cells[-1])
-    return wall, usage.ru_maxrss / 1024.0, per_asset
+    found = re.search(r"refresh succeeded \(run ([0-9a-f-]+)\)", text)
+    return wall, usage.ru_maxrss / 1024.0, per_asset, found.group(1) if found else ""
 
 
-def bench_size(admin: str, size: str, warm_repeats: int, work: Path) -> dict:
+def compile_cache(env: dict[str, str], log: Path) -> float:
+    """``cocktail-assets compile`` into the (empty) cache of ``env``, as the install does."""
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        done = subprocess.run([str(CLI), "compile"], env=env, stdout=out, stderr=out, cwd=ROOT,
+                              check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"compile failed, see {log}:\n{log.read_text()[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def stage_seconds(dagster_url: str, run_id: str) -> dict[str, dict[str, float]]:
+    """Per asset of the run, its ``stage_seconds`` metadata (empty when it has none)."""
+    import dagster as dg
+
+    from cocktail_assets.db.connection import as_url
+
+    url = as_url(dagster_url.replace("postgresql+psycopg2://", "postgresql://"))
+    out: dict[str, dict[str, float]] = {}
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT event FROM event_logs WHERE run_id = %s "
+            "AND dagster_event_type = 'ASSET_MATERIALIZATION'", (run_id,)).fetchall()
+    for (text,) in rows:
+        mat = dg.deserialize_value(text, dg.EventLogEntry).asset_materialization
+        if mat is None or "stage_seconds" not in mat.metadata:
+            continue
+        value = mat.metadata["stage_seconds"]
+        out[mat.asset_key.to_user_string()] = dict(getattr(value, "value", value))
+    return out
+
+
+def bench_size(
+    admin: str, size: str, warm_repeats: int, work: Path, empty_cache: bool
+) -> dict:
     label = size
     site, dagster_url = fresh_databases(admin, label)
     t0 = time.perf_counter()
     n = load(site, size)
     load_s = time.perf_counter() - t0
     local = work / f"local-{label}"
-    cache = work / f"numba-{label}"  # empty: the first refresh is cold
+    cache = work / f"numba-{label}"  # empty: a new machine
     local.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -143,18 +187,21 @@ def bench_size(admin: str, size: str, warm_repeats: int, work: Path) -> dict:
     }
     for name in ("ANALYTICS_BUCKET", "BATCH_JOB_QUEUE", "BATCH_JOB_DEFINITION", "DAGSTER_HOME"):
         env.pop(name, None)
+    compile_s = None if empty_cache else compile_cache(env, work / f"compile-{label}.log")
     runs = []
     for k in range(1 + warm_repeats):
         runs.append(run_refresh(env, work / f"refresh-{label}-{k}.log"))
     shutil.rmtree(local, ignore_errors=True)
-    cold = runs[0]
+    first = runs[0]
     warm = runs[1:]
     out = {
         "n": n,
         "size": size,
         "load_s": load_s,
-        "cold": {"wall": cold[0], "rss": cold[1], "assets": cold[2]},
+        "compile_s": compile_s,
+        "first": {"wall": first[0], "rss": first[1], "assets": first[2], "runs": 1},
         "warm": {"runs": 0},
+        "stages": stage_seconds(dagster_url, (warm or runs)[-1][3]),
     }
     if warm:
         out["warm"] = {
@@ -162,7 +209,7 @@ def bench_size(admin: str, size: str, warm_repeats: int, work: Path) -> dict:
             "rss": max(r[1] for r in warm),
             "assets": {
                 key: statistics.median(r[2].get(key, float("nan")) for r in warm)
-                for key in cold[2]
+                for key in first[2]
             },
             "runs": len(warm),
         }
@@ -172,11 +219,19 @@ def bench_size(admin: str, size: str, warm_repeats: int, work: Path) -> dict:
 def print_row(r: dict, which: str) -> None:
     run = r[which]
     cells = " ".join(f"{run['assets'].get(key, float('nan')):9.2f}" for key, _ in ASSETS_SHOWN)
+    assets = sum(v for v in run["assets"].values() if v == v)
     n_runs = f"x{run['runs']}" if which == "warm" else ""
     print(
-        f"{r['n']:>7} {which + n_runs:<7} {cells} {run['wall']:9.1f} {run['rss']:9.0f}",
+        f"{r['n']:>7} {which + n_runs:<7} {cells} {assets:9.1f} {run['wall'] - assets:9.1f} "
+        f"{run['wall']:9.1f} {run['rss']:9.0f}",
         flush=True,
     )
+
+
+def print_stages(r: dict) -> None:
+    for asset, stages in sorted(r["stages"].items()):
+        cells = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+        print(f"{r['n']:>7}   {asset} stages (s): {cells}", flush=True)
 
 
 def main() -> None:
@@ -187,12 +242,15 @@ def main() -> None:
                     help="above this many recipes, one warm refresh only")
     ap.add_argument("--warm-max", type=int, default=100_000,
                     help="above this many recipes, no warm refresh (cold only)")
+    ap.add_argument("--empty-cache", action="store_true",
+                    help="no install step: the first refresh compiles everything itself")
     ap.add_argument("--keep-logs", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="refresh-bench-"))
     header = " ".join(f"{short:>9}" for _, short in ASSETS_SHOWN)
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2-core machine: other jobs count)")
-    print(f"{'N':>7} {'run':<7} {header} {'whole s':>9} {'peak MiB':>9}", flush=True)
+    print(f"{'N':>7} {'run':<7} {header} {'assets s':>9} {'outside s':>9} {'whole s':>9} "
+          f"{'peak MiB':>9}", flush=True)
     results = []
     with admin_url() as admin:
         for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
@@ -200,17 +258,24 @@ def main() -> None:
             repeats = 0 if n_hint > args.warm_max else (
                 args.warm_repeats if n_hint <= args.repeat_max else 1
             )
-            r = bench_size(admin, size, max(repeats, 0), work)
+            r = bench_size(admin, size, max(repeats, 0), work, args.empty_cache)
             results.append(r)
-            print_row(r, "cold")
+            print_row(r, "first")
             if r["warm"]["runs"]:
                 print_row(r, "warm")
-            print(f"{r['n']:>7} (data load {r['load_s']:.1f} s, load average "
+            print_stages(r)
+            install = ("no install step" if r["compile_s"] is None
+                       else f"install compile {r['compile_s']:.1f} s")
+            print(f"{r['n']:>7} (data load {r['load_s']:.1f} s, {install}, load average "
                   f"{os.getloadavg()[0]:.2f})", flush=True)
+    for r in results:
+        if r["warm"]["runs"]:
+            print(f"{r['n']:>7} first ÷ warm refresh: {r['first']['wall'] / r['warm']['wall']:.2f}"
+                  f" (target <= 1.3 at 1,000 recipes)")
     big = [r for r in results if r["n"] >= 5000]
     if len(big) >= 2:
         x = np.log([r["n"] for r in big])
-        which = "warm" if all(r["warm"]["runs"] for r in big) else "cold"
+        which = "warm" if all(r["warm"]["runs"] for r in big) else "first"
         t = np.polyfit(x, np.log([r[which]["wall"] for r in big]), 1)[0]
         fit = np.polyfit(x, np.log([r[which]["assets"]["spaces/em_fit"] for r in big]), 1)[0]
         m = np.polyfit(x, np.log([r[which]["rss"] for r in big]), 1)[0]

@@ -87,7 +87,7 @@ class ArtifactIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
             return
-        uri = self.store.put_arrays(self._name(context), **to_arrays(obj))
+        uri = self.store.put_arrays(self._name(context), compressed=False, **to_arrays(obj))
         context.add_output_metadata({"work_uri": uri})
 
     def load_input(self, context: InputContext) -> Any:

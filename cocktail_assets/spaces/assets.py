@@ -222,14 +222,20 @@ def em_fit(context: dg.AssetExecutionContext, rolled: RecipeMatrix, catalog: Ing
         context.log.info(f"EM fit: {stage} {done}/{total}")
 
     metric = TreeMetric.from_tree(catalog.tree, cost_ids, params.edge_weight)
+    stages: dict[str, float] = {}  # seconds per EM stage, summed over the iterations
     result = fit_em(
-        rolled, cost_ids, cost, params.em_params(), progress=progress, tree_metric=metric
+        rolled, cost_ids, cost, params.em_params(), progress=progress, tree_metric=metric,
+        timings=stages,
     )
+    t0 = time.perf_counter()
     results = em_fit_checks(result, rolled, catalog, params.em_max_iter)
+    stages["checks"] = time.perf_counter() - t0
     yield from gate(EM_FIT_KEY, results)
+    t0 = time.perf_counter()
     uris = _publish_em_arrays(
         context.resources.store, result, rolled.recipe_ids, params.dense_distance_limit
     )
+    stages["publish"] = time.perf_counter() - t0
     yield dg.Output(
         result,
         metadata={
@@ -240,6 +246,7 @@ def em_fit(context: dg.AssetExecutionContext, rolled: RecipeMatrix, catalog: Ing
             "converged": result.converged,
             "relative_change": [round(float(h), 6) for h in result.history],
             "duration_s": round(time.perf_counter() - started, 3),
+            "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
             "placement": _placement(context),
             **{k: dg.MetadataValue.url(v) for k, v in uris.items()},
         },
