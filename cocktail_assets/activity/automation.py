@@ -16,8 +16,8 @@ from datetime import date, datetime, timedelta
 import dagster as dg
 import psycopg
 
-from cocktail_assets.activity import queries
 from cocktail_assets.activity.assets import DAILY_KEY, SUMMARY_KEY
+from cocktail_assets.activity.late_edits import PendingDay, read_pending
 from cocktail_assets.dagster_private import (
     PARTITION_NAME_TAG,
     RANGE_END_TAG,
@@ -57,24 +57,6 @@ def build_schedule(job: AssetJob) -> dg.ScheduleDefinition:
         tags={TRIGGER_TAG: "schedule"},
         description="Materializes yesterday's activity partition at 02:00 UTC.",
     )
-
-
-@dataclass(frozen=True)
-class PendingDay:
-    day: date
-    changes: int
-    newest_id: int
-    oldest_at: datetime
-    newest_at: datetime
-
-
-def read_pending(conn: psycopg.Connection) -> tuple[list[PendingDay], datetime]:
-    """The recorded late edits per day, and the database clock (two small queries)."""
-    row = conn.execute(queries.DATABASE_NOW).fetchone()
-    assert row is not None
-    pending = [PendingDay(r[0], r[1], r[2], r[3], r[4])
-               for r in conn.execute(queries.PENDING_DAYS).fetchall()]
-    return pending, row[0]
 
 
 def _days(first: str, last: str) -> list[str]:
