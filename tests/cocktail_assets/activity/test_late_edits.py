@@ -3,7 +3,10 @@ Dagster's own stale status of the late-edited days (what the UI's partition view
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -22,7 +25,12 @@ from cocktail_assets.activity.late_edits import (
     PendingDay,
     ensure_baseline,
 )
-from cocktail_assets.dagster_private import DATA_VERSION_TAG, PARTITION_NAME_TAG
+from cocktail_assets.dagster_private import (
+    DATA_VERSION_TAG,
+    PARTITION_NAME_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+)
 from tests.cocktail_assets.activity.conftest import Activity, at, days_ago, today
 from tests.dagster_private import StaleStatus, get_stale_status_resolver
 
@@ -402,3 +410,104 @@ def test_only_days_whose_version_moved_are_observed() -> None:
     assert recorded == {days_ago(10).isoformat(): "7", days_ago(9).isoformat(): "12",
                         days_ago(8).isoformat(): "6", days_ago(3).isoformat(): "14"}
 
+
+# The same, as the UI sees it: the real webserver and daemon on this project's workspace (the
+# daemon runs the sensor), asked through GraphQL exactly what the partition view asks.
+
+PARTITION_STALE = """
+query Stale($partition: String!) {
+  assetNodes(assetKeys: [{path: ["activity", "daily"]}]) {
+    staleStatus(partition: $partition)
+    staleCauses(partition: $partition) {
+      key { path } partitionKey reason
+    }
+  }
+}
+"""
+LATE_EDIT_OBSERVATIONS = """
+{ assetNodes(assetKeys: [{path: ["activity", "late_edits"]}]) {
+    assetObservations(limit: 1) { partition } } }
+"""
+
+
+def _stale(url: str, n: int) -> tuple[str, list[dict]]:
+    from tests.cocktail_assets.test_ui import _graphql
+
+    (node,) = _graphql(url, PARTITION_STALE, {"partition": days_ago(n).isoformat()})["assetNodes"]
+    return node["staleStatus"], node["staleCauses"]
+
+
+def _launch_and_wait(url: str, job: str, tags: dict[str, str]) -> None:
+    from tests.cocktail_assets.test_ui import LAUNCH, STATUS, _graphql
+
+    params = {
+        "selector": {"repositoryLocationName": "cocktail_assets",
+                     "repositoryName": "__repository__", "pipelineName": job,
+                     "assetSelection": [{"path": ["activity", "daily"]}]},
+        "mode": "default",
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+    }
+    launched = _graphql(url, LAUNCH, {"params": params})["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id, status = launched["run"]["runId"], None
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and status not in ("SUCCESS", "FAILURE", "CANCELED"):
+        time.sleep(1)
+        status = _graphql(url, STATUS, {"id": run_id})["runOrError"]["status"]
+    assert status == "SUCCESS", f"run {run_id} of {job}: {status}"
+
+
+def _wait_for(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
+        time.sleep(1)
+
+
+SENSOR_INTERVAL = 2  # seconds between the daemon's sensor ticks
+
+
+@pytest.fixture
+def dagster_ui(db_url: str, database_factory, tmp_path: Path) -> Iterator[str]:
+    """Webserver and daemon on the sample site; the sensors tick every 2 s and the debounce
+    (15 min) keeps the late-edit sensor from running the days itself."""
+    from tests.cocktail_assets.test_ui import _start_dagster
+
+    for url, _ in _start_dagster(db_url, database_factory, tmp_path,
+                                 sensor_interval=SENSOR_INTERVAL):
+        yield url
+
+
+@pytest.mark.timeout(480)
+def test_the_ui_shows_a_late_edited_day_stale_until_it_is_rematerialized(
+    dagster_ui: str, db_url: str
+) -> None:
+    from tests.cocktail_assets.test_ui import _graphql
+
+    url = dagster_ui
+    # the sensor's first tick records the days the seed wrote (all pending late edits)
+    _wait_for(lambda: _graphql(url, LATE_EDIT_OBSERVATIONS)["assetNodes"][0][
+        "assetObservations"], "the late-edit sensor's first observation", 120)
+    _launch_and_wait(url, "activity_daily", {  # as a backfill batch or the sensor runs it
+        RANGE_START_TAG: days_ago(12).isoformat(), RANGE_END_TAG: days_ago(9).isoformat()})
+    time.sleep(3 * SENSOR_INTERVAL)  # a few ticks after the run: it settled what it read
+    assert [_stale(url, n)[0] for n in (12, 11, 10, 9)] == ["FRESH"] * 4
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO ratings (cognito_user_id, recipe_id, rating, created_at) "
+                     "SELECT 'late-ui', min(id), 5, %s FROM recipes",
+                     (at(days_ago(10), "21:30:00"),))
+    _wait_for(lambda: _stale(url, 10)[0] == "STALE", "day 10 stale after the edit", 30)
+    status, causes = _stale(url, 10)
+    assert status == "STALE"
+    # the cause the partition view names: the day's partition of activity/late_edits
+    assert [(c["key"]["path"], c["partitionKey"], c["reason"]) for c in causes] == [
+        (["activity", "late_edits"], days_ago(10).isoformat(), "has a new data version")]
+    assert [_stale(url, n)[0] for n in (12, 11, 9)] == ["FRESH"] * 3
+
+    # what the partition view's Materialize sends for one day
+    _launch_and_wait(url, "__ASSET_JOB", {
+        PARTITION_NAME_TAG: days_ago(10).isoformat(), "dagster/from_ui": "true"})
+    assert _stale(url, 10) == ("FRESH", [])
+    time.sleep(3 * SENSOR_INTERVAL)
+    assert [_stale(url, n)[0] for n in (12, 11, 10, 9)] == ["FRESH"] * 4
