@@ -318,6 +318,17 @@ def test_the_first_observer_records_one_baseline(site: Activity) -> None:
     assert not ensure_baseline(a.instance, days_ago(60), today())
 
 
+def test_the_backfill_guard_records_the_baseline_on_an_instance_without_one(
+    site: Activity,
+) -> None:
+    a = site
+    assert ensure_baseline(a.instance, days_ago(60), today())
+    (record,) = a.instance.fetch_observations(LATE_EDITS_KEY, limit=5).records
+    assert record.partition_key == a.start_date
+    assert not ensure_baseline(a.instance, days_ago(60), today())
+    assert tick(a).asset_events == []  # the sensor finds it
+
+
 def test_a_day_materialized_before_the_baseline_stays_blind_to_late_edits(site: Activity) -> None:
     """What the baseline guards against, as Dagster 1.13 behaves (if this starts to fail,
     Dagster compares a pointer-less materialization properly and the baseline can go)."""
