@@ -19,8 +19,9 @@ from dagster._core.code_pointer import FileCodePointer
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
 # The tag an observation carries its data version in: the site observer sensor records the
-# sources' observations itself (``SensorResult.asset_events``), and ``AssetObservation`` has no
-# data-version parameter.
+# sources' observations itself (``SensorResult.asset_events``), as does the late-edit sensor for
+# the days of ``activity/late_edits`` (whose observe function yields the same observations:
+# ``ObserveResult`` has no partition), and ``AssetObservation`` has no data-version parameter.
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.definitions.reconstruct import ReconstructableJob
 

@@ -2,7 +2,8 @@
 in Dagster 1.13 (``test_dagster_private.py`` checks them with the project's own door).
 
 - AssetGraph, StaleStatus, get_stale_status_resolver: Dagster's own staleness resolution,
-  which the staleness tests compare against (the UI reads the same through GraphQL).
+  which the staleness tests compare against (the UI reads the same through GraphQL), the
+  late-edited days of ``activity/daily`` included.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Daily activity metrics: day partitions, CloudWatch, nightly schedule, backfills, late edits.
+"""Daily activity metrics: day partitions, CloudWatch, nightly schedule, backfills, late edits
+(a partitioned source that marks late-edited days stale).
 
 ``build_activity(settings)`` returns everything the code location needs from this domain, so
 wiring it into the definitions is one call.
@@ -37,11 +38,13 @@ def build_activity(settings: Any) -> ActivityDefinitions:
         build_late_edit_sensor,
         build_schedule,
     )
+    from cocktail_assets.activity.late_edits import build_late_edits_asset
 
     partitions = partitions_for(settings.activity_start_date)
     job = build_job(partitions)
     return ActivityDefinitions(
         assets=[
+            build_late_edits_asset(partitions),
             build_daily_asset(partitions, settings.activity_days_per_run),
             build_summary_asset(settings.activity_start_date),
         ],

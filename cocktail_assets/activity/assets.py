@@ -3,7 +3,9 @@
 ``activity/daily`` reads the site tables directly in one snapshot, not through the ``site/*``
 source assets: those are versioned by the analytics change log, whose edits the refresh sensor
 turns into runs of the analytics job; activity is kept fresh per day instead (the nightly
-schedule, backfills, and the late-edit sensor fed by the per-day triggers of migration 003).
+schedule, backfills, and the late-edit sensor fed by the per-day triggers, migrations 003-004).
+Its one dependency is ``activity/late_edits`` (``late_edits.py``), day by day: a late-edited
+day is stale in Dagster's terms until it is re-materialized.
 """
 
 
@@ -30,6 +32,7 @@ from cocktail_assets.resources.store import AnalyticsStore, envelope
 GROUP = "activity"
 DAILY_KEY = dg.AssetKey(["activity", "daily"])
 SUMMARY_KEY = dg.AssetKey(["activity", "last_30_days"])
+LATE_EDITS_KEY = dg.AssetKey(["activity", "late_edits"])
 SUMMARY_ARTIFACT = "activity-summary"
 CHECK_COUNTS = "counts_consistent"
 CHECK_DAY = "artifact_day_matches_partition"
@@ -91,6 +94,9 @@ def build_daily_asset(
             key=DAILY_KEY,
             group_name=GROUP,
             partitions_def=partitions,
+            # Day D reads the late edits of day D (a data-free dependency): Dagster marks the
+            # day stale when activity/late_edits has a new version for it.
+            deps=[dg.AssetDep(LATE_EDITS_KEY, partition_mapping=dg.IdentityPartitionMapping())],
             backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=days_per_run),
             kinds={"postgres", "s3"},
             description=(

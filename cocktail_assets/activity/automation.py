@@ -1,23 +1,37 @@
 """The activity job, its nightly schedule and the late-edit sensor.
 
 The schedule materializes yesterday's partition at 02:00 UTC (and refreshes the 30-day
-summary). The sensor turns the days recorded by the triggers of migration 003 into runs of
+summary). The sensor turns the days recorded by the triggers of migrations 003-004 into runs of
 exactly those partitions: once no edit of a day has arrived for the debounce time (or its
 oldest edit is max-wait old), never while a run of that day is in progress, contiguous days
 batched like a backfill. Today's rows are never recorded, so they wait for the nightly run.
+
+Until then the UI shows each such day of ``activity/daily`` as stale: the sensor records an
+observation of ``activity/late_edits`` for each day whose version (its newest pending edit id)
+it has not recorded yet (``late_edits.py``), and only those, so a tick records nothing when
+nothing moved. A day's new version waits while a run of that day is in progress: the run's
+input pointer was taken when its step started, and an edit its snapshot then covered must not
+be recorded after that pointer (the day would be marked stale after a run that covered it).
 """
 
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import dagster as dg
 import psycopg
 
-from cocktail_assets.activity import queries
 from cocktail_assets.activity.assets import DAILY_KEY, SUMMARY_KEY
+from cocktail_assets.activity.late_edits import (
+    PendingDay,
+    baseline,
+    needs_baseline,
+    observation,
+    partition_days,
+    read_pending,
+)
 from cocktail_assets.dagster_private import (
     PARTITION_NAME_TAG,
     RANGE_END_TAG,
@@ -57,24 +71,6 @@ def build_schedule(job: AssetJob) -> dg.ScheduleDefinition:
         tags={TRIGGER_TAG: "schedule"},
         description="Materializes yesterday's activity partition at 02:00 UTC.",
     )
-
-
-@dataclass(frozen=True)
-class PendingDay:
-    day: date
-    changes: int
-    newest_id: int
-    oldest_at: datetime
-    newest_at: datetime
-
-
-def read_pending(conn: psycopg.Connection) -> tuple[list[PendingDay], datetime]:
-    """The recorded late edits per day, and the database clock (two small queries)."""
-    row = conn.execute(queries.DATABASE_NOW).fetchone()
-    assert row is not None
-    pending = [PendingDay(r[0], r[1], r[2], r[3], r[4])
-               for r in conn.execute(queries.PENDING_DAYS).fetchall()]
-    return pending, row[0]
 
 
 def _days(first: str, last: str) -> list[str]:
@@ -154,6 +150,32 @@ def decide_late_edits(
     return LateEditDecision(requests, reasons)
 
 
+def versions_to_observe(
+    pending: Sequence[PendingDay], first_day: date, today: date, busy: set[str],
+    reported: Mapping[str, str],
+) -> tuple[list[PendingDay], dict[str, str]]:
+    """The days whose version to record now, and the versions recorded so far of the days
+    still pending (the next cursor; a settled day drops out, so its next edit is new again).
+
+    A day is recorded when its version differs from the one recorded last (a newer edit, or an
+    older one left pending by a run that covered the newest), unless a run of it is in
+    progress; then it keeps its last recorded version until the run has ended.
+    """
+    due: list[PendingDay] = []
+    recorded: dict[str, str] = {}
+    for p in partition_days(pending, first_day, today):
+        last = reported.get(p.key)
+        if last == p.version:
+            recorded[p.key] = last
+        elif p.key in busy:
+            if last is not None:
+                recorded[p.key] = last
+        else:
+            due.append(p)
+            recorded[p.key] = p.version
+    return due, recorded
+
+
 def build_late_edit_sensor(
     job: AssetJob, first_day: str, debounce_minutes: float,
     max_wait_minutes: float, days_per_run: int, interval_seconds: int,
@@ -183,24 +205,21 @@ def build_late_edit_sensor(
             raise DatabaseUnavailable(
                 f"database {database.describe()} failed during the late-edit tick: {first}"
             ) from None
+        busy = days_in_progress(context.instance)
         decision = decide_late_edits(
-            pending, now, start, days_in_progress(context.instance), debounce, max_wait,
-            days_per_run,
+            pending, now, start, busy, debounce, max_wait, days_per_run,
         )
         requests = [r for r in decision.requests
                     if not context.instance.get_runs(
                         dg.RunsFilter(tags={RUN_KEY_TAG: r.run_key or ""}), limit=1)]
-        # A newly pending day is shown on its partition in the UI until it is re-aggregated.
-        seen = json.loads(context.cursor or "{}").get("newest_id", 0)
-        events = [
-            dg.AssetObservation(
-                asset_key=DAILY_KEY, partition=p.day.isoformat(),
-                metadata={"late_edits_pending": p.changes,
-                          "newest_edit_at": p.newest_at.isoformat(sep=" ")},
-            )
-            for p in pending if p.newest_id > seen and start <= p.day < now.date()
-        ]
-        cursor = json.dumps({"newest_id": max([seen, *(p.newest_id for p in pending)])})
+        # Each day's new version, so that day of activity/daily shows as stale until it is
+        # re-materialized (the daemon records these before it submits this tick's runs).
+        reported = json.loads(context.cursor or "{}").get("reported", {})
+        due, recorded = versions_to_observe(pending, start, now.date(), busy, reported)
+        events = [observation(p) for p in due]
+        if needs_baseline(context.instance, events, start, now.date()):
+            events.append(baseline(start))
+        cursor = json.dumps({"reported": recorded}, sort_keys=True)
         if not requests:
             reason = "; ".join(decision.reasons) or "no late edits of past days"
             return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor,

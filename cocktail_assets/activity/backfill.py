@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 
 from cocktail_assets.activity.assets import DAILY_KEY
+from cocktail_assets.activity.late_edits import ensure_baseline
 from cocktail_assets.dagster_private import (
     BACKFILL_ID_TAG,
     BaseAssetGraph,
@@ -92,6 +93,10 @@ def run_backfill(
     os.environ.update(env)
 
     with dg.DagsterInstance.get() as instance:
+        # Before the first run: a day materialized while activity/late_edits has never been
+        # observed could never be marked stale by a later edit (late_edits.py).
+        ensure_baseline(instance, date.fromisoformat(settings.activity_start_date),
+                        datetime.now(UTC).date())
         backfill_id = make_new_backfill_id()
         submitted = time.time()
         backfill = PartitionBackfill.from_asset_partitions(

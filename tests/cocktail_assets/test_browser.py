@@ -47,7 +47,7 @@ ASSETS = [
     "analytics/ingredient_usage", "analytics/recipe_complexity", "analytics/ingredient_tree",
     "spaces/rolled_up_recipes", "spaces/manhattan_neighbors", "spaces/em_fit",
     "spaces/cocktail_space", "spaces/cocktail_space_em", "spaces/recipe_similarity",
-    "activity/daily", "activity/last_30_days",
+    "activity/late_edits", "activity/daily", "activity/last_30_days",
 ]
 # What "Materialize all" refreshes: the analytics, not the partitioned activity days (with them
 # selected the button opens the backfill dialog instead).

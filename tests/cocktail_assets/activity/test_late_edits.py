@@ -1,23 +1,40 @@
-"""Late edits: the per-day triggers of migrations 003 and 004, and the sensor that
-re-aggregates them."""
+"""Late edits: the per-day triggers of migrations 003 and 004, the sensor that re-aggregates
+them, and Dagster's own stale status of the late-edited days (what the UI's partition view
+shows)."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
 
-from cocktail_assets.activity.assets import DAILY_KEY
+from cocktail_assets.activity import assets as activity_assets
+from cocktail_assets.activity.assets import DAILY_KEY, LATE_EDITS_KEY
 from cocktail_assets.activity.automation import (
     SCHEDULE_NAME,
     SENSOR_NAME,
     contiguous_batches,
+    versions_to_observe,
 )
-from cocktail_assets.dagster_private import PARTITION_NAME_TAG
-from tests.cocktail_assets.activity.conftest import Activity, at, days_ago
+from cocktail_assets.activity.late_edits import (
+    BASELINE_VERSION,
+    PendingDay,
+    ensure_baseline,
+)
+from cocktail_assets.dagster_private import (
+    DATA_VERSION_TAG,
+    PARTITION_NAME_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+)
+from tests.cocktail_assets.activity.conftest import Activity, at, days_ago, today
+from tests.dagster_private import StaleStatus, get_stale_status_resolver
 
 
 def recorded(activity: Activity) -> dict[str, int]:
@@ -175,6 +192,8 @@ def test_broken_bookkeeping_never_fails_the_sites_write(site: Activity) -> None:
 
 
 def tick(activity: Activity, cursor: str | None = None) -> dg.SensorResult:
+    """One evaluation of the sensor; its observations are recorded in the instance as the
+    daemon records them (before it submits the tick's runs)."""
     defs = activity.defs()
     sensor = defs.resolve_sensor_def(SENSOR_NAME)
     context = dg.build_sensor_context(
@@ -183,6 +202,8 @@ def tick(activity: Activity, cursor: str | None = None) -> dg.SensorResult:
     )
     result = sensor(context)
     assert isinstance(result, dg.SensorResult)
+    for event in result.asset_events or []:
+        activity.instance.report_runless_asset_event(event)
     return result
 
 
@@ -197,15 +218,18 @@ def test_a_late_rating_ten_days_ago_requests_exactly_that_partition(site: Activi
           "SELECT 'late', min(id), 5, %s FROM recipes", (at(days_ago(10), "21:30:00"),))
     first = tick(a)
     assert not first.run_requests and "debouncing" in first.skip_reason.skip_message
-    # the UI shows the pending edit on the partition
+    # the day's new version, which marks that partition of activity/daily stale in the UI
     (observation,) = first.asset_events
+    assert observation.asset_key == LATE_EDITS_KEY
     assert observation.partition == days_ago(10).isoformat()
+    newest = a.sql("SELECT max(id) FROM activity_day_changes")[0][0]
+    assert observation.tags == {DATA_VERSION_TAG: str(newest)}
     age(a, 16)
     result = tick(a, first.cursor)
     (request,) = result.run_requests
     assert request.partition_key == days_ago(10).isoformat()
     assert request.asset_selection == [DAILY_KEY]
-    assert result.asset_events == []  # already shown
+    assert result.asset_events == []  # already recorded
 
     # never while a run of the same partition is in progress
     a.instance.add_run(dg.DagsterRun(
@@ -286,3 +310,277 @@ def test_contiguous_late_days_become_one_range_run_and_gaps_stay_out(site: Activ
     assert sorted(m.partition for m in result.asset_materializations_for_node("activity__daily")) \
         == [days_ago(n).isoformat() for n in (8, 7, 6)]
     assert recorded(a) == {days_ago(3).isoformat(): 1}
+
+
+# Dagster's stale status of activity/daily's days: the resolver the webserver's GraphQL answers
+# staleStatus(partition:) and staleCauses(partition:) with (the last test asks the webserver).
+
+
+def late_rating(activity: Activity, n: int, who: str = "late") -> None:
+    """A rating created ``n`` days ago, imported now (one rating per user and recipe)."""
+    activity.sql("INSERT INTO ratings (cognito_user_id, recipe_id, rating, created_at) "
+                 "SELECT %s, min(id), 5, %s FROM recipes", (f"{who}-{n}", at(days_ago(n), "21:30:00")))
+
+
+def status(activity: Activity, *ns: int) -> dict[int, StaleStatus]:
+    """Dagster's stale status of activity/daily's day ``n`` days ago, for each n."""
+    resolver = get_stale_status_resolver(activity.instance, activity.domain().assets)
+    return {n: resolver.get_status(DAILY_KEY, days_ago(n).isoformat()) for n in ns}
+
+
+def root_causes(activity: Activity, n: int) -> set[tuple[str, str | None]]:
+    """What the partition view names as the reason day ``n`` is stale: (asset, partition)."""
+    resolver = get_stale_status_resolver(activity.instance, activity.domain().assets)
+    return {(c.asset_key.to_user_string(), c.partition_key)
+            for c in resolver.get_stale_root_causes(DAILY_KEY, days_ago(n).isoformat())}
+
+
+FRESH, STALE = StaleStatus.FRESH, StaleStatus.STALE
+
+
+def test_a_late_rating_makes_exactly_its_day_stale_until_it_is_rematerialized(
+    site: Activity,
+) -> None:
+    a = site
+    cursor = tick(a).cursor  # nothing pending yet: the baseline observation
+    assert a.materialize(days_ago(12), days_ago(9)).success  # one run of four days (a backfill)
+    assert status(a, 12, 11, 10, 9) == {12: FRESH, 11: FRESH, 10: FRESH, 9: FRESH}
+
+    late_rating(a, 10)
+    seen = tick(a, cursor)
+    assert [e.partition for e in seen.asset_events] == [days_ago(10).isoformat()]
+    assert status(a, 12, 11, 10, 9) == {12: FRESH, 11: FRESH, 10: STALE, 9: FRESH}
+    assert root_causes(a, 10) == {("activity/late_edits", days_ago(10).isoformat())}
+    # nothing moved: the next tick records nothing, and the day stays stale
+    again = tick(a, seen.cursor)
+    assert again.asset_events == [] and status(a, 10) == {10: STALE}
+
+    assert a.materialize(days_ago(10)).success
+    assert status(a, 12, 11, 10, 9) == {12: FRESH, 11: FRESH, 10: FRESH, 9: FRESH}
+    # its edits are settled: the day is not observed again and stays fresh
+    settled = tick(a, again.cursor)
+    assert settled.asset_events == [] and status(a, 10) == {10: FRESH}
+    # the day's next late edit is a new version: stale again
+    late_rating(a, 10, "later")
+    assert tick(a, settled.cursor).asset_events
+    assert status(a, 11, 10) == {11: FRESH, 10: STALE}
+
+
+def test_the_first_observer_records_one_baseline(site: Activity) -> None:
+    """Dagster records a materialization's input pointer only once the source was observed;
+    without one, a later edit could never mark the day stale. So the first tick with nothing to
+    observe records one baseline, on the first day, and no tick after it."""
+    a = site
+    first = tick(a)
+    (event,) = first.asset_events
+    assert event.partition == a.start_date and event.tags == {DATA_VERSION_TAG: BASELINE_VERSION}
+    assert tick(a, first.cursor).asset_events == []
+    assert tick(a).asset_events == []  # the instance has it: a lost cursor repeats nothing
+    # the backfill command's guard (it may launch runs before any sensor tick) finds it too
+    assert not ensure_baseline(a.instance, days_ago(60), today())
+
+
+def test_the_backfill_guard_records_the_baseline_on_an_instance_without_one(
+    site: Activity,
+) -> None:
+    a = site
+    assert ensure_baseline(a.instance, days_ago(60), today())
+    (record,) = a.instance.fetch_observations(LATE_EDITS_KEY, limit=5).records
+    assert record.partition_key == a.start_date
+    assert not ensure_baseline(a.instance, days_ago(60), today())
+    assert tick(a).asset_events == []  # the sensor finds it
+
+
+def test_a_day_materialized_before_the_baseline_stays_blind_to_late_edits(site: Activity) -> None:
+    """What the baseline guards against, as Dagster 1.13 behaves (if this starts to fail,
+    Dagster compares a pointer-less materialization properly and the baseline can go)."""
+    a = site
+    assert a.materialize(days_ago(10)).success  # no observation of activity/late_edits yet
+    late_rating(a, 10)
+    tick(a)
+    assert status(a, 10) == {10: FRESH}
+    assert a.materialize(days_ago(10)).success  # this one records the observation it saw
+    late_rating(a, 10, "later")
+    tick(a)
+    assert status(a, 10) == {10: STALE}
+
+
+def test_observe_records_the_versions_the_sensor_records(site: Activity) -> None:
+    """The UI's Observe button (a run of Dagster's asset job with no partition) runs the same
+    query: the same days and versions."""
+    a = site
+    late_rating(a, 10)
+    late_rating(a, 7)
+    a.sql("INSERT INTO ratings (cognito_user_id, recipe_id, rating) "
+          "SELECT 'today', min(id), 5 FROM recipes")  # not a partition yet
+    by_sensor = {(e.partition, e.tags[DATA_VERSION_TAG]) for e in tick(a).asset_events}
+    assert {p for p, _ in by_sensor} == {days_ago(10).isoformat(), days_ago(7).isoformat()}
+    job = a.defs().resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=a.instance, asset_selection=[LATE_EDITS_KEY])
+    observed = [e.asset_observation_data.asset_observation
+                for e in result.get_asset_observation_events()]
+    assert {(o.partition, o.tags[DATA_VERSION_TAG]) for o in observed} == by_sensor
+
+
+def test_a_new_version_waits_while_a_run_of_its_day_is_in_progress(site: Activity) -> None:
+    a = site
+    cursor = tick(a).cursor
+    a.instance.add_run(dg.DagsterRun(
+        job_name="activity_daily", run_id="busy0000-0000-0000-0000-000000000000",
+        status=dg.DagsterRunStatus.STARTED, asset_selection=frozenset({DAILY_KEY}),
+        tags={PARTITION_NAME_TAG: days_ago(10).isoformat()},
+    ))
+    late_rating(a, 10)
+    late_rating(a, 9)
+    held = tick(a, cursor)
+    assert [e.partition for e in held.asset_events] == [days_ago(9).isoformat()]
+    a.instance.delete_run("busy0000-0000-0000-0000-000000000000")
+    shown = tick(a, held.cursor)
+    assert [e.partition for e in shown.asset_events] == [days_ago(10).isoformat()]
+
+
+def test_an_edit_committed_during_the_run_leaves_its_day_stale(
+    site: Activity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = site
+    late_rating(a, 10)
+    cursor = tick(a).cursor
+    aggregate = activity_assets.aggregate_days
+
+    def aggregate_then_edit(*args):  # the run's snapshot is taken; then the site writes
+        out = aggregate(*args)
+        late_rating(a, 10, "during the run")
+        return out
+
+    monkeypatch.setattr(activity_assets, "aggregate_days", aggregate_then_edit)
+    assert a.materialize(days_ago(10)).success
+    assert recorded(a) == {days_ago(10).isoformat(): 1}  # the later edit is still pending
+    assert status(a, 10) == {10: FRESH}  # the run covered what the sensor had seen
+    assert [e.partition for e in tick(a, cursor).asset_events] == [days_ago(10).isoformat()]
+    assert status(a, 10) == {10: STALE}
+
+
+def _pending(n: int, newest_id: int) -> PendingDay:
+    when = at(days_ago(n), "12:00:00")
+    return PendingDay(days_ago(n), 1, newest_id, when, when)
+
+
+def test_only_days_whose_version_moved_are_observed() -> None:
+    first, now = days_ago(60), today()
+    reported = {days_ago(10).isoformat(): "7", days_ago(9).isoformat(): "8",
+                days_ago(8).isoformat(): "9", days_ago(5).isoformat(): "4"}
+    pending = [
+        _pending(10, 7),  # unchanged: not again
+        _pending(9, 12),  # a newer edit: observed
+        _pending(8, 6),   # the newest was settled, an older one is left: observed
+        _pending(7, 13),  # new, but a run of it is in progress: later
+        _pending(3, 14),  # new
+        _pending(0, 15),  # today: not a partition yet
+        # 5 days ago is settled (no longer pending): it drops out of the cursor
+    ]
+    due, recorded = versions_to_observe(pending, first, now, {days_ago(7).isoformat()}, reported)
+    assert [p.day for p in due] == [days_ago(9), days_ago(8), days_ago(3)]
+    assert recorded == {days_ago(10).isoformat(): "7", days_ago(9).isoformat(): "12",
+                        days_ago(8).isoformat(): "6", days_ago(3).isoformat(): "14"}
+
+
+# The same, as the UI sees it: the real webserver and daemon on this project's workspace (the
+# daemon runs the sensor), asked through GraphQL exactly what the partition view asks.
+
+PARTITION_STALE = """
+query Stale($partition: String!) {
+  assetNodes(assetKeys: [{path: ["activity", "daily"]}]) {
+    staleStatus(partition: $partition)
+    staleCauses(partition: $partition) {
+      key { path } partitionKey reason
+    }
+  }
+}
+"""
+LATE_EDIT_OBSERVATIONS = """
+{ assetNodes(assetKeys: [{path: ["activity", "late_edits"]}]) {
+    assetObservations(limit: 1) { partition } } }
+"""
+
+
+def _stale(url: str, n: int) -> tuple[str, list[dict]]:
+    from tests.cocktail_assets.test_ui import _graphql
+
+    (node,) = _graphql(url, PARTITION_STALE, {"partition": days_ago(n).isoformat()})["assetNodes"]
+    return node["staleStatus"], node["staleCauses"]
+
+
+def _launch_and_wait(url: str, job: str, tags: dict[str, str]) -> None:
+    from tests.cocktail_assets.test_ui import LAUNCH, STATUS, _graphql
+
+    params = {
+        "selector": {"repositoryLocationName": "cocktail_assets",
+                     "repositoryName": "__repository__", "pipelineName": job,
+                     "assetSelection": [{"path": ["activity", "daily"]}]},
+        "mode": "default",
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+    }
+    launched = _graphql(url, LAUNCH, {"params": params})["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id, status = launched["run"]["runId"], None
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and status not in ("SUCCESS", "FAILURE", "CANCELED"):
+        time.sleep(1)
+        status = _graphql(url, STATUS, {"id": run_id})["runOrError"]["status"]
+    assert status == "SUCCESS", f"run {run_id} of {job}: {status}"
+
+
+def _wait_for(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
+        time.sleep(1)
+
+
+SENSOR_INTERVAL = 2  # seconds between the daemon's sensor ticks
+
+
+@pytest.fixture
+def dagster_ui(db_url: str, database_factory, tmp_path: Path) -> Iterator[str]:
+    """Webserver and daemon on the sample site; the sensors tick every 2 s and the debounce
+    (15 min) keeps the late-edit sensor from running the days itself."""
+    from tests.cocktail_assets.test_ui import _start_dagster
+
+    for url, _ in _start_dagster(db_url, database_factory, tmp_path,
+                                 sensor_interval=SENSOR_INTERVAL):
+        yield url
+
+
+@pytest.mark.timeout(480)
+def test_the_ui_shows_a_late_edited_day_stale_until_it_is_rematerialized(
+    dagster_ui: str, db_url: str
+) -> None:
+    from tests.cocktail_assets.test_ui import _graphql
+
+    url = dagster_ui
+    # the sensor's first tick records the days the seed wrote (all pending late edits)
+    _wait_for(lambda: _graphql(url, LATE_EDIT_OBSERVATIONS)["assetNodes"][0][
+        "assetObservations"], "the late-edit sensor's first observation", 120)
+    _launch_and_wait(url, "activity_daily", {  # as a backfill batch or the sensor runs it
+        RANGE_START_TAG: days_ago(12).isoformat(), RANGE_END_TAG: days_ago(9).isoformat()})
+    time.sleep(3 * SENSOR_INTERVAL)  # a few ticks after the run: it settled what it read
+    assert [_stale(url, n)[0] for n in (12, 11, 10, 9)] == ["FRESH"] * 4
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO ratings (cognito_user_id, recipe_id, rating, created_at) "
+                     "SELECT 'late-ui', min(id), 5, %s FROM recipes",
+                     (at(days_ago(10), "21:30:00"),))
+    _wait_for(lambda: _stale(url, 10)[0] == "STALE", "day 10 stale after the edit", 30)
+    status, causes = _stale(url, 10)
+    assert status == "STALE"
+    # the cause the partition view names: the day's partition of activity/late_edits
+    assert [(c["key"]["path"], c["partitionKey"], c["reason"]) for c in causes] == [
+        (["activity", "late_edits"], days_ago(10).isoformat(), "has a new data version")]
+    assert [_stale(url, n)[0] for n in (12, 11, 9)] == ["FRESH"] * 3
+
+    # what the partition view's Materialize sends for one day
+    _launch_and_wait(url, "__ASSET_JOB", {
+        PARTITION_NAME_TAG: days_ago(10).isoformat(), "dagster/from_ui": "true"})
+    assert _stale(url, 10) == ("FRESH", [])
+    time.sleep(3 * SENSOR_INTERVAL)
+    assert [_stale(url, n)[0] for n in (12, 11, 10, 9)] == ["FRESH"] * 4
