@@ -11,10 +11,13 @@
 --   deleted recipe as a DELETE of its own on ratings, so deleting 5,000 recipes ran the ratings
 --   trigger 5,000 times over empty transition tables. Deletes now use row triggers whose WHEN
 --   clause the executor evaluates per row without calling any function: it is true only for a
---   row of a past day that the transaction has not recorded yet for that table. The trigger is
---   BEFORE, so the function runs at once and adds the day to the transaction-local list of 003:
---   the next rows of that day fail the WHEN, and a statement deleting 5,000 rows of 30 days
---   calls the function 30 times. Today's rows and cascades that delete nothing call nothing.
+--   row of a day that the transaction has not seen yet for that table. The trigger is BEFORE,
+--   so the function runs at once and adds the day to the transaction-local list of 003 (a past
+--   day also to activity_day_changes): the next rows of that day fail the WHEN, and a statement
+--   deleting 5,000 rows of 30 days calls the function 30 times. Cascades that delete nothing
+--   call nothing. The WHEN leaves "is it a past day?" to the function: an expression with
+--   now() AT TIME ZONE costs the executor some 15 us to set up for every statement, more than
+--   the whole trigger costs otherwise; a transaction's rows of today call the function once.
 --
 -- Inserts stay statement-level, over a transition table: a BEFORE INSERT row trigger would make
 -- COPY give up its multi-row inserts, and bulk imports are how old rows arrive. Updates keep
@@ -37,13 +40,21 @@ EXCEPTION WHEN OTHERS THEN
     RAISE WARNING 'activity day tracking skipped for %: %', tracked, SQLERRM;
 END $$;
 
--- A deleted row of a day not recorded yet (the WHEN clause checked both): record its day.
--- TG_ARGV[0] names the timestamp column; the row is read generically as this runs once per day.
+-- A deleted row of a day this transaction has not seen yet (the WHEN clause checked): record
+-- a past day; today's is only noted, the nightly run counts it. TG_ARGV[0] names the timestamp
+-- column; the row is read generically as this runs once per day and table.
 CREATE OR REPLACE FUNCTION activity_mark_deleted_day() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    day date := (to_jsonb(OLD) ->> TG_ARGV[0])::timestamp::date;
+    setting text := 'cocktail_assets.activity_days_' || TG_TABLE_NAME;
 BEGIN
-    PERFORM public.activity_record_days(
-        TG_TABLE_NAME, ARRAY[(to_jsonb(OLD) ->> TG_ARGV[0])::timestamp::date]);
+    IF day < (now() AT TIME ZONE 'utc')::date THEN
+        PERFORM public.activity_record_days(TG_TABLE_NAME, ARRAY[day]);
+    ELSE
+        PERFORM set_config(setting, coalesce(current_setting(setting, true), '')
+                           || day::text || ',', true);
+    END IF;
     RETURN OLD;
 END $$;
 
@@ -88,10 +99,9 @@ BEGIN
                        'activity_' || spec.tracked || '_delete_days');
         EXECUTE format(
             'CREATE TRIGGER %I BEFORE DELETE ON %I FOR EACH ROW '
-            'WHEN (OLD.%I < (now() AT TIME ZONE %L)::date '
-            'AND strpos(coalesce(current_setting(%L, true), %L), OLD.%I::date::text) = 0) '
+            'WHEN (strpos(coalesce(current_setting(%L, true), %L), OLD.%I::date::text) = 0) '
             'EXECUTE FUNCTION activity_mark_deleted_day(%L)',
-            'activity_' || spec.tracked || '_delete', spec.tracked, spec.stamp, 'utc',
+            'activity_' || spec.tracked || '_delete', spec.tracked,
             setting, '', spec.stamp, spec.stamp);
     END LOOP;
 END $do$;
