@@ -29,6 +29,7 @@ from cocktail_assets.refresh.status import status_report
 from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.resources.store import AnalyticsStore
 from cocktail_assets.spaces import assets as spaces_assets
+from cocktail_assets.spaces import similarity_table
 from tests.cocktail_assets.graph.conftest import (
     Published,
     graph_defs,
@@ -373,12 +374,12 @@ DEFECTS = [
                  _nan_coordinate, [10], (), id="space-em-nan", marks=SLOW),
     pytest.param("spaces/cocktail_space_em", "coordinates_spread", spaces_assets, "embed_em",
                  _collapsed, ["all at one point"], (), id="space-em-collapsed"),
-    pytest.param("spaces/recipe_similarity", "each_recipe_once", spaces_assets,
+    pytest.param("spaces/recipe_similarity", "each_recipe_once", similarity_table,
                  "iter_similarity_rows", _repeat_first_similarity_row, [10], (),
                  id="similarity-repeated", marks=SLOW),
-    pytest.param("spaces/recipe_similarity", "neighbors_valid", spaces_assets,
+    pytest.param("spaces/recipe_similarity", "neighbors_valid", similarity_table,
                  "iter_similarity_rows", _self_neighbour, [13], (), id="similarity-self"),
-    pytest.param("spaces/recipe_similarity", "neighbors_valid", spaces_assets,
+    pytest.param("spaces/recipe_similarity", "neighbors_valid", similarity_table,
                  "iter_similarity_rows", _heavy_mass, [11], (), id="similarity-mass", marks=SLOW),
 ]
 
