@@ -349,7 +349,7 @@ def cocktail_space_em(context: dg.AssetExecutionContext, volumes: RecipeVolumes,
     tags=PUBLISHED,
     description="Per recipe its nearest recipes by EM distance with the 3 largest ingredient "
     "swaps, written to the recipe_similarity table (replaced in one transaction, only when "
-    "the staged rows pass their checks).",
+    "the rows pass their checks; recipes deleted since the snapshot are left out).",
     check_specs=[
         error_check(RECIPE_SIMILARITY_KEY, "each_recipe_once", "Every recipe with a positive "
                     "volume in the database (SQL in the volumes' snapshot) is exactly one of "
@@ -378,8 +378,10 @@ def recipe_similarity(
             "dagster/uri": f"postgresql://{database.describe()}?table=recipe_similarity",
             "dagster/table_name": "recipe_similarity",
             "duration_s": round(time.perf_counter() - started, 3),
-            # seconds per stage of the write (benchmarks/similarity_write_bench.py)
+            # seconds per stage of the write (spaces/similarity_table.py; the stages and
+            # their split are what benchmarks/similarity_write_bench.py prints)
             **{f"{stage}_s": round(s, 3) for stage, s in write.seconds.items()},
+            **({"toast_compression": write.compression} if write.compression else {}),
         },
         check_results=write.results,
     )
