@@ -19,10 +19,13 @@ import numpy as np
 import psycopg
 import pytest
 from barcart import EMResult, IngredientTree, NeighborArrays, RecipeMatrix, TransportPlans
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cocktail_assets.catalog.load import IngredientCatalog, RecipeVolumes
 from cocktail_assets.spaces.shape import (
     SimilarityCopyText,
+    float_texts,
     similarity_copy_chunks,
     similarity_rows,
     similarity_table,
@@ -376,3 +379,17 @@ def test_a_role_that_may_only_read_recipes_still_writes(db_url: str) -> None:
             admin.execute(f"DROP OWNED BY {role}")
             admin.execute(f"DROP ROLE {role}")
     assert len(_table(db_url)) == len(RECIPE_NAMES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=50))
+def test_float_texts_are_the_floats_repr_writes(values: list[float]) -> None:
+    """Same number as ``repr`` (so ``json.dumps``), digit for digit; reads back bit-exact."""
+    from decimal import Decimal
+
+    blob, starts, ends = float_texts(np.array(values))
+    texts = [bytes(blob[s:e]).decode() for s, e in zip(starts, ends, strict=True)]
+    assert [Decimal(t) for t in texts] == [Decimal(repr(v)) for v in values]
+    assert [float(t) for t in texts] == values
+    assert all(np.float64(float(t)).view(np.int64) == np.float64(v).view(np.int64)
+               for t, v in zip(texts, values, strict=True))
