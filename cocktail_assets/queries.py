@@ -54,20 +54,24 @@ SELECT i.id,
 FROM ingredients i ORDER BY i.id
 """
 
-SIMILARITY_STAGING = """
-CREATE TEMP TABLE recipe_similarity_staging
-    (recipe_id integer, recipe_name text, neighbors jsonb) ON COMMIT DROP
+# recipe_similarity is replaced in one transaction (spaces/similarity_table.py): the time
+# every row is stamped with, the recipes of the rows locked against deletion until the commit
+# (those deleted since the run's snapshot are not returned, and their rows are left out), the
+# old rows deleted, the new ones copied in, and counted.
+SIMILARITY_NOW = "SELECT (now() AT TIME ZONE 'utc')::text"
+# Whether the server can compress TOAST values with lz4 (PostgreSQL 14+ built with lz4): then
+# the transaction compresses the rows it writes with it (SET LOCAL, no change to the table).
+SIMILARITY_LZ4 = """
+SELECT coalesce(bool_or(v = 'lz4'), false) FROM pg_settings, unnest(enumvals) v
+WHERE name = 'default_toast_compression'
 """
-SIMILARITY_COPY = "COPY recipe_similarity_staging (recipe_id, recipe_name, neighbors) FROM STDIN"
-SIMILARITY_SWAP_DELETE = "DELETE FROM recipe_similarity"
-# Recipes deleted since the snapshot the neighbours were computed from are left out.
-SIMILARITY_SWAP_INSERT = """
-INSERT INTO recipe_similarity (recipe_id, recipe_name, neighbors, created_at)
-SELECT s.recipe_id, s.recipe_name, s.neighbors, now() AT TIME ZONE 'utc'
-FROM recipe_similarity_staging s JOIN recipes r ON r.id = s.recipe_id
+SIMILARITY_USE_LZ4 = "SET LOCAL default_toast_compression = lz4"
+SIMILARITY_LOCK_RECIPES = """
+SELECT id FROM recipes WHERE id = ANY(%s::integer[]) ORDER BY id FOR KEY SHARE
 """
-# The staged rows' recipe ids with how often each occurs, for the each-recipe-once check on
-# what is about to replace the table.
-SIMILARITY_STAGED_IDS = """
-SELECT recipe_id, count(*)::int FROM recipe_similarity_staging GROUP BY 1 ORDER BY 1
+SIMILARITY_ALIVE_RECIPES = "SELECT id FROM recipes WHERE id = ANY(%s::integer[])"
+SIMILARITY_DELETE = "DELETE FROM recipe_similarity"
+SIMILARITY_COPY = """
+COPY recipe_similarity (recipe_id, recipe_name, neighbors, created_at) FROM STDIN
 """
+SIMILARITY_COUNT = "SELECT count(*)::int FROM recipe_similarity"

@@ -9,8 +9,6 @@ run in-process. They read and write only the analytics store, never the database
 """
 
 
-import itertools
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -29,7 +27,6 @@ from barcart import (
     tree_distance_matrix,
 )
 
-from cocktail_assets import queries
 from cocktail_assets.batch.events import step_placement
 from cocktail_assets.catalog.assets import CATALOG_IN, VOLUMES_IN
 from cocktail_assets.catalog.load import IngredientCatalog, RecipeVolumes
@@ -46,11 +43,10 @@ from cocktail_assets.previews import preview_metadata, scatter_png
 from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.resources.params import AnalyticsParams
 from cocktail_assets.spaces.shape import (
-    SimilarityRow,
     dense_distances,
-    iter_similarity_rows,
     space_rows,
 )
+from cocktail_assets.spaces.similarity_table import write_similarity
 from cocktail_assets.spaces.types import KnnGraph
 
 GROUP = "spaces"
@@ -61,7 +57,6 @@ SPACE_EM_KEY = dg.AssetKey([GROUP, "cocktail_space_em"])
 RECIPE_SIMILARITY_KEY = dg.AssetKey([GROUP, "recipe_similarity"])
 # Tolerances of the checks on floating-point results.
 SYMMETRY_TOL = 1e-9
-ORDER_TOL = 1e-9
 
 
 @dg.asset(
@@ -353,37 +348,6 @@ def cocktail_space_em(context: dg.AssetExecutionContext, volumes: RecipeVolumes,
     )
 
 
-class NeighborCheck:
-    """The neighbour invariants, evaluated on each row as it streams into COPY (the rows of
-    100,000 recipes are never held together): sorted by distance, never the recipe itself,
-    distances finite and >= 0, transport masses in (0, 1]."""
-
-    def __init__(self) -> None:
-        self.offending: list[int] = []
-
-    def see(self, recipe_id: int, neighbors: list[dict[str, Any]]) -> None:
-        distances = [nb["distance"] for nb in neighbors]
-        ok = all(np.isfinite(distances)) and all(x >= 0 for x in distances)
-        ok = ok and all(b >= a - ORDER_TOL for a, b in itertools.pairwise(distances))
-        ok = ok and all(nb["neighbor_recipe_id"] != recipe_id for nb in neighbors)
-        ok = ok and all(
-            0 < f["mass"] <= 1 for nb in neighbors for f in nb["transport_plan"]
-        )
-        if not ok:
-            self.offending.append(recipe_id)
-
-
-def _stage(conn: Any, rows: Iterator[SimilarityRow], check: NeighborCheck) -> int:
-    conn.execute(queries.SIMILARITY_STAGING)
-    staged = 0
-    with conn.cursor().copy(queries.SIMILARITY_COPY) as copy:
-        for recipe_id, name, neighbors in rows:
-            check.see(recipe_id, neighbors)
-            copy.write_row((recipe_id, name, json.dumps(neighbors, ensure_ascii=False)))
-            staged += 1
-    return staged
-
-
 @dg.asset(
     key=RECIPE_SIMILARITY_KEY,
     group_name=GROUP,
@@ -392,7 +356,7 @@ def _stage(conn: Any, rows: Iterator[SimilarityRow], check: NeighborCheck) -> in
     tags=PUBLISHED,
     description="Per recipe its nearest recipes by EM distance with the 3 largest ingredient "
     "swaps, written to the recipe_similarity table (replaced in one transaction, only when "
-    "the staged rows pass their checks).",
+    "the rows pass their checks; recipes deleted since the snapshot are left out).",
     check_specs=[
         error_check(RECIPE_SIMILARITY_KEY, "each_recipe_once", "Every recipe with a positive "
                     "volume in the database (SQL in the volumes' snapshot) is exactly one of "
@@ -411,34 +375,20 @@ def recipe_similarity(
     catalog: IngredientCatalog,
 ):
     started = time.perf_counter()
-    rows = iter_similarity_rows(fit, volumes, catalog, params.similarity_neighbors)
-    neighbors = NeighborCheck()
-    written = 0
-    with database.connect() as conn, conn.transaction():
-        staged = _stage(conn, rows, neighbors)
-        counted = conn.execute(queries.SIMILARITY_STAGED_IDS).fetchall()
-        results = [
-            verdict("each_recipe_once",
-                    repeated_or_missing([r for r, k in counted for _ in range(k)],
-                                        volumes.expected_recipe_ids.tolist()),
-                    "recipes missing, repeated or unexpected in the staged rows",
-                    metadata={"staged": staged}),
-            verdict("neighbors_valid", neighbors.offending,
-                    "recipes whose neighbours are unsorted, include the recipe or carry a "
-                    "mass outside (0, 1]"),
-        ]
-        if all(r.passed for r in results):
-            conn.execute(queries.SIMILARITY_SWAP_DELETE)
-            written = conn.execute(queries.SIMILARITY_SWAP_INSERT).rowcount
-        # otherwise the transaction commits nothing but a dropped temporary table
-    yield from gate(RECIPE_SIMILARITY_KEY, results)
-    context.log.info(f"recipe_similarity: {written} rows written")
+    with database.connect() as conn:
+        write = write_similarity(conn, fit, volumes, catalog, params.similarity_neighbors)
+    yield from gate(RECIPE_SIMILARITY_KEY, write.results)
+    context.log.info(f"recipe_similarity: {write.written} rows written")
     yield dg.MaterializeResult(
         metadata={
-            "dagster/row_count": written,
+            "dagster/row_count": write.written,
             "dagster/uri": f"postgresql://{database.describe()}?table=recipe_similarity",
             "dagster/table_name": "recipe_similarity",
             "duration_s": round(time.perf_counter() - started, 3),
+            # seconds per stage of the write (spaces/similarity_table.py; the stages and
+            # their split are what benchmarks/similarity_write_bench.py prints)
+            **{f"{stage}_s": round(s, 3) for stage, s in write.seconds.items()},
+            **({"toast_compression": write.compression} if write.compression else {}),
         },
-        check_results=results,
+        check_results=write.results,
     )

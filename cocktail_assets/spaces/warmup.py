@@ -5,8 +5,8 @@ Dockerfile), so no refresh step compiles: each loads its machine code from the c
 (``NUMBA_CACHE_DIR``). It materializes the real ``spaces/*`` assets in process on a small
 synthetic site (the same asset bodies, IO manager and store as a refresh, so the same
 functions are compiled for the same argument types), with stand-ins for the two catalog assets
-that would otherwise read the database, and shapes recipe_similarity's rows, whose asset
-writes to the database.
+that would otherwise read the database, and shapes recipe_similarity's rows and their COPY
+text (``shape.SimilarityCopyText``: compiled too), whose asset writes to the database.
 
 numba keys a cache entry by the function's source, its argument types and the target CPU
 (name and features); the Docker image pins the CPU with ``NUMBA_CPU_NAME`` and
@@ -74,7 +74,7 @@ def _paths(tree: IngredientTree) -> np.ndarray:
 def compile_kernels(progress: Callable[[str], None] = print) -> Compiles:
     """Run the spaces' asset bodies once so numba compiles (or loads) everything they call."""
     from cocktail_assets.spaces import assets as spaces
-    from cocktail_assets.spaces.shape import similarity_rows
+    from cocktail_assets.spaces.shape import similarity_copy_chunks, similarity_table
 
     catalog, volumes = synthetic_site()
 
@@ -103,9 +103,11 @@ def compile_kernels(progress: Callable[[str], None] = print) -> Compiles:
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         fit = result.output_for_node(spaces.em_fit.op.name)
-        rows = similarity_rows(fit, volumes, catalog, params.similarity_neighbors)
-        progress(f"compile: ran {len(heavy)} spaces steps and {len(rows)} similarity rows on "
-                 f"{volumes.matrix.n_recipes} synthetic recipes")
+        table = similarity_table(fit, volumes, catalog, params.similarity_neighbors)
+        text = b"".join(similarity_copy_chunks(table, "2000-01-01 00:00:00", table.rows))
+        progress(f"compile: ran {len(heavy)} spaces steps and shaped {table.rows.size} "
+                 f"similarity rows ({len(text)} bytes) on {volumes.matrix.n_recipes} "
+                 "synthetic recipes")
     progress(f"compile: {len(compiled)} numba function(s) compiled in "
              f"{time.perf_counter() - started:.1f} s (the rest loaded from the cache)")
     return compiled

@@ -1,5 +1,6 @@
+import numpy as np
 import pytest
-from barcart import EMParams, fit_em, nearest_neighbors
+from barcart import EMParams, fit_em, nearest_neighbors, neighbor_arrays
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +44,36 @@ def test_n_and_top_flows(fitted):
         nearest_neighbors(res, matrix.n_recipes, top_flows=0)
     with pytest.raises(ValueError, match="n must"):
         nearest_neighbors(res, matrix.n_recipes, n=0)
+
+
+@pytest.mark.parametrize(("n", "top"), [(20, 3), (3, 1), (200, 5)])
+def test_arrays_list_what_nearest_neighbors_lists(fitted, n, top):
+    """neighbor_arrays selects flows only for the listed pairs: the same neighbours, order,
+    distances, flows and masses as nearest_neighbors, which selects them for every pair."""
+    matrix, res = fitted
+    nn = nearest_neighbors(res, matrix.n_recipes, n=n, top_flows=top)
+    arrays = neighbor_arrays(res, matrix.n_recipes, n=n, top_flows=top)
+    width = max(len(row) for row in nn)
+    assert arrays.index.shape == (matrix.n_recipes, min(n, arrays.index.shape[1]))
+    assert arrays.flow_from.shape == (*arrays.index.shape, top)
+    for r, row in enumerate(nn):
+        k = len(row)
+        assert arrays.index[r, :k].tolist() == [x.index for x in row]
+        assert (arrays.index[r, k:] == -1).all() and np.isinf(arrays.distance[r, k:]).all()
+        assert arrays.distance[r, :k].tolist() == [x.distance for x in row]
+        for x, nb in enumerate(row):
+            f = len(nb.flows)
+            got = list(zip(arrays.flow_from[r, x, :f].tolist(), arrays.flow_to[r, x, :f].tolist(),
+                           arrays.flow_mass[r, x, :f].tolist(), strict=True))
+            assert got == list(nb.flows)
+            assert (arrays.flow_from[r, x, f:] == -1).all()
+            assert (arrays.flow_mass[r, x, f:] == 0).all()
+    assert width <= arrays.index.shape[1]
+
+
+def test_arrays_validate_like_nearest_neighbors(fitted):
+    matrix, res = fitted
+    with pytest.raises(ValueError, match="top_flows"):
+        neighbor_arrays(res, matrix.n_recipes, top_flows=0)
+    with pytest.raises(ValueError, match="n must"):
+        neighbor_arrays(res, matrix.n_recipes, n=0)

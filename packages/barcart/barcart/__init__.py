@@ -7,7 +7,7 @@ from barcart.em import EMParams, EMResult, TransportPlans, fit_em
 from barcart.embedding import embed_em, embed_knn, embed_manhattan, manhattan_knn
 from barcart.emd import emd_dense, emd_pairs
 from barcart.rollup import rollup
-from barcart.similarity import Neighbor, nearest_neighbors
+from barcart.similarity import Neighbor, NeighborArrays, nearest_neighbors, neighbor_arrays
 from barcart.synthetic import synthetic_recipes
 from barcart.tree import IngredientTree, TreeError, tree_distance_matrix
 from barcart.tree_emd import TreeMetric, tree_emd_pairs
@@ -18,6 +18,7 @@ __all__ = [
     "EMResult",
     "IngredientTree",
     "Neighbor",
+    "NeighborArrays",
     "RecipeMatrix",
     "TransportPlans",
     "TreeError",
@@ -30,6 +31,7 @@ __all__ = [
     "fit_em",
     "manhattan_knn",
     "nearest_neighbors",
+    "neighbor_arrays",
     "rollup",
     "row_volumes_ml",
     "synthetic_recipes",

@@ -304,6 +304,35 @@ def row_topk(indptr, keys, k):
     return out_ptr, pos
 
 
+@njit(cache=True, nogil=True)
+def _plan_top_flows(s, e, src, tgt, mass, top, min_fraction, different_only, osrc, otgt,
+                    omass, row):
+    """The largest flows of the plan stored in ``[s, e)`` into row ``row`` of the outputs
+    (see :func:`top_flows`)."""
+    qmax = 0.0
+    for f in range(s, e):
+        if (not different_only or src[f] != tgt[f]) and mass[f] > 0.0:
+            qmax = max(qmax, np.rint(mass[f] / FLOW_QUANTUM))
+    thr = np.rint(min_fraction * qmax)
+    taken = np.zeros(e - s, dtype=np.bool_)
+    for t in range(top):
+        best = -1
+        bq = 0.0
+        for f in range(s, e):
+            if taken[f - s] or (different_only and src[f] == tgt[f]):
+                continue
+            qm = np.rint(mass[f] / FLOW_QUANTUM)
+            if qm > 0.0 and qm >= thr and qm > bq:
+                bq = qm
+                best = f
+        if best < 0:
+            break
+        taken[best - s] = True
+        osrc[row, t] = src[best]
+        otgt[row, t] = tgt[best]
+        omass[row, t] = mass[best]
+
+
 @njit(cache=True, parallel=True)
 def top_flows(ptr, src, tgt, mass, top, min_fraction, different_only):
     """Per plan its ``top`` largest flows with mass >= min_fraction * (its largest flow).
@@ -318,28 +347,21 @@ def top_flows(ptr, src, tgt, mass, top, min_fraction, different_only):
     otgt = np.full((P, top), -1, dtype=np.int32)
     omass = np.zeros((P, top))
     for q in prange(P):
-        s = ptr[q]
-        e = ptr[q + 1]
-        qmax = 0.0
-        for f in range(s, e):
-            if (not different_only or src[f] != tgt[f]) and mass[f] > 0.0:
-                qmax = max(qmax, np.rint(mass[f] / FLOW_QUANTUM))
-        thr = np.rint(min_fraction * qmax)
-        taken = np.zeros(e - s, dtype=np.bool_)
-        for t in range(top):
-            best = -1
-            bq = 0.0
-            for f in range(s, e):
-                if taken[f - s] or (different_only and src[f] == tgt[f]):
-                    continue
-                qm = np.rint(mass[f] / FLOW_QUANTUM)
-                if qm > 0.0 and qm >= thr and qm > bq:
-                    bq = qm
-                    best = f
-            if best < 0:
-                break
-            taken[best - s] = True
-            osrc[q, t] = src[best]
-            otgt[q, t] = tgt[best]
-            omass[q, t] = mass[best]
+        _plan_top_flows(ptr[q], ptr[q + 1], src, tgt, mass, top, min_fraction, different_only,
+                        osrc, otgt, omass, q)
+    return osrc, otgt, omass
+
+
+@njit(cache=True, parallel=True)
+def top_flows_of(ptr, src, tgt, mass, plans, top, min_fraction, different_only):
+    """:func:`top_flows` of the plans listed in ``plans`` only: row t is plan ``plans[t]``
+    (entries may repeat). Returns (len(plans), top) src, tgt (-1 padded) and mass."""
+    n = plans.shape[0]
+    osrc = np.full((n, top), -1, dtype=np.int32)
+    otgt = np.full((n, top), -1, dtype=np.int32)
+    omass = np.zeros((n, top))
+    for t in prange(n):
+        q = plans[t]
+        _plan_top_flows(ptr[q], ptr[q + 1], src, tgt, mass, top, min_fraction, different_only,
+                        osrc, otgt, omass, t)
     return osrc, otgt, omass

@@ -23,13 +23,17 @@ def as_1d(name: str, values: object, dtype: type | np.dtype) -> np.ndarray:
     return arr.astype(dtype, copy=False)
 
 
-def check_index(name: str, values: object, bound: int, what: str) -> np.ndarray:
+def check_index(
+    name: str, values: object, bound: int, what: str, *, as_int64: bool = True
+) -> np.ndarray:
     """``values`` as 1-D int64 indices, each in ``[0, bound)``, or raise naming the position.
 
     Compiled kernels do not bounds-check (a negative index wraps, a large one reads or writes
     past the array), so every index array a public function hands to one passes here first.
     Integer dtypes only (a bool mask or float array is a caller's mistake, not an index);
-    one ``min``/``max`` pass, the first offender is located only on failure.
+    one ``min``/``max`` pass, the first offender is located only on failure. With
+    ``as_int64=False`` the array is returned as it is (a check only: no int64 copy of, say,
+    a plan's 100 M int32 rows).
     """
     arr = np.asarray(values)
     if arr.ndim != 1:
@@ -45,7 +49,7 @@ def check_index(name: str, values: object, bound: int, what: str) -> np.ndarray:
             if bound > 0
             else f"{name}[{pos}] = {int(arr[pos])} is not {what} (there are none)"
         )
-    return arr.astype(np.int64, copy=False)
+    return arr.astype(np.int64, copy=False) if as_int64 else arr
 
 
 def check_pairs(
@@ -97,8 +101,8 @@ def check_plans(
     step = np.diff(ptr_a)
     if step.size and step.min() < 0:
         raise ValueError(f"plans.ptr decreases at pair {int(np.flatnonzero(step < 0)[0])}")
-    check_index("plans.source", source, n_rows, "a row of the cost")
-    check_index("plans.target", target, n_rows, "a row of the cost")
+    check_index("plans.source", source, n_rows, "a row of the cost", as_int64=False)
+    check_index("plans.target", target, n_rows, "a row of the cost", as_int64=False)
 
 
 def check_fractions(fractions: sp.csr_matrix, name: str = "fractions") -> None:

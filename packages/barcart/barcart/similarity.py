@@ -71,6 +71,75 @@ def nearest_neighbors(
     return out
 
 
+@dataclass(frozen=True)
+class NeighborArrays:
+    """What :func:`nearest_neighbors` lists, as arrays (no object per neighbour or flow).
+
+    With N recipes, n neighbours and f flows per neighbour at most:
+
+    index : (N, n) int64 recipe row of each neighbour, sorted as in ``nearest_neighbors``;
+        -1 after a recipe's last neighbour.
+    distance : (N, n) float64 EM distance; inf after the last neighbour.
+    flow_from, flow_to : (N, n, f) int64 ingredient ids (values of ``EMResult.cost_ids``) of
+        each neighbour's flows, largest first, stated from the recipe towards the neighbour;
+        -1 after its last flow (and for every flow of a missing neighbour).
+    flow_mass : (N, n, f) float64 mass of each flow; 0 where ``flow_from`` is -1.
+    """
+
+    index: np.ndarray
+    distance: np.ndarray
+    flow_from: np.ndarray
+    flow_to: np.ndarray
+    flow_mass: np.ndarray
+
+
+def neighbor_arrays(
+    result: EMResult, n_recipes: int, n: int = 20, top_flows: int = 3
+) -> NeighborArrays:
+    """:func:`nearest_neighbors` as arrays, with the same neighbours, order, flows and masses.
+
+    The flows are selected only for the N x n pairs listed (``nearest_neighbors`` selects
+    them for every computed pair), so time and memory follow N x n, not the number of pairs.
+    ValueError as for ``nearest_neighbors``.
+    """
+    for name, value in (("n", n), ("top_flows", top_flows)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    plans = result.plans
+    check_plans(
+        plans.ptr,
+        plans.source,
+        plans.target,
+        plans.mass,
+        result.pair_i.shape[0],
+        result.cost_ids.shape[0],
+    )
+    idx, dist, pair = result.knn(n_recipes, int(n))
+    k = int(top_flows)
+    listed = np.flatnonzero(pair.ravel() >= 0)
+    q = pair.ravel()[listed]
+    fs, ft, fm = _select.top_flows_of(
+        plans.ptr, plans.source, plans.target, plans.mass, q, k, 0.0, True
+    )
+    ids = np.asarray(result.cost_ids, dtype=np.int64)
+    kept = fs >= 0
+    source = np.where(kept, ids[np.maximum(fs, 0)], -1)
+    target = np.where(kept, ids[np.maximum(ft, 0)], -1)
+    # plans run from pair_i to pair_j: reversed for the recipe that is pair_j
+    forward = (result.pair_i[q] == listed // idx.shape[1])[:, None]
+    flow_from = np.full((idx.size, k), -1, dtype=np.int64)
+    flow_to = np.full((idx.size, k), -1, dtype=np.int64)
+    flow_mass = np.zeros((idx.size, k))
+    flow_from[listed] = np.where(forward, source, target)
+    flow_to[listed] = np.where(forward, target, source)
+    flow_mass[listed] = fm
+    shape = (*idx.shape, k)
+    return NeighborArrays(
+        index=idx, distance=dist, flow_from=flow_from.reshape(shape),
+        flow_to=flow_to.reshape(shape), flow_mass=flow_mass.reshape(shape),
+    )
+
+
 def _flows(result: EMResult, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     plans = result.plans
     return _select.top_flows(plans.ptr, plans.source, plans.target, plans.mass, k, 0.0, True)

@@ -19,6 +19,7 @@ import dagster as dg
 import numpy as np
 import psycopg
 import pytest
+from barcart import NeighborArrays
 
 from cocktail_assets.analytics import assets as analytics_assets
 from cocktail_assets.catalog import assets as catalog_assets
@@ -29,6 +30,7 @@ from cocktail_assets.refresh.status import status_report
 from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.resources.store import AnalyticsStore
 from cocktail_assets.spaces import assets as spaces_assets
+from cocktail_assets.spaces import similarity_table
 from tests.cocktail_assets.graph.conftest import (
     Published,
     graph_defs,
@@ -305,31 +307,35 @@ def _drop_last_row(rows, *_: Any):
     return rows[:-1]
 
 
-def _repeat_first_similarity_row(rows, *_: Any):
-    rows = list(rows)
-    return iter([rows[0], *rows])
+def _similarity_rows(table, positions):
+    """The similarity table with only (or repeated) rows ``positions``."""
+    nb = table.neighbors
+    return dataclasses.replace(table, rows=table.rows[positions], neighbors=NeighborArrays(
+        *(getattr(nb, f.name)[positions].copy() for f in dataclasses.fields(nb))))
 
 
-def _self_neighbour(rows, *_: Any):
-    out = []
-    for recipe_id, name, neighbors in rows:
-        if recipe_id == 13:
-            neighbors = [{**neighbors[0], "neighbor_recipe_id": 13}, *neighbors[1:]]
-        out.append((recipe_id, name, neighbors))
-    return iter(out)
+def _row_of(table, recipe_id: int) -> int:
+    return int(np.flatnonzero(table.recipe_ids[table.rows] == recipe_id)[0])
 
 
-def _heavy_mass(rows, *_: Any):
-    out = []
-    for recipe_id, name, neighbors in rows:
-        if recipe_id == 11:
-            first = neighbors[0]
-            plan = [{**f, "mass": 1.5} for f in first["transport_plan"]] or [
-                {"from_ingredient_id": LIME, "from_ingredient_name": "Lime juice",
-                 "to_ingredient_id": GIN, "to_ingredient_name": "Gin", "mass": 1.5}]
-            neighbors = [{**first, "transport_plan": plan}, *neighbors[1:]]
-        out.append((recipe_id, name, neighbors))
-    return iter(out)
+def _repeat_first_similarity_row(table, *_: Any):
+    return _similarity_rows(table, np.concatenate([[0], np.arange(table.rows.size)]))
+
+
+def _self_neighbour(table, *_: Any):
+    table = _similarity_rows(table, np.arange(table.rows.size))
+    r = _row_of(table, 13)
+    table.neighbors.index[r, 0] = table.rows[r]
+    return table
+
+
+def _heavy_mass(table, *_: Any):
+    table = _similarity_rows(table, np.arange(table.rows.size))
+    nb, r = table.neighbors, _row_of(table, 11)
+    if nb.flow_from[r, 0, 0] < 0:
+        nb.flow_from[r, 0, 0], nb.flow_to[r, 0, 0] = LIME, GIN
+    nb.flow_mass[r, 0][nb.flow_from[r, 0] >= 0] = 1.5
+    return table
 
 
 def _drop_recipe(volumes, *_: Any):
@@ -373,13 +379,13 @@ DEFECTS = [
                  _nan_coordinate, [10], (), id="space-em-nan", marks=SLOW),
     pytest.param("spaces/cocktail_space_em", "coordinates_spread", spaces_assets, "embed_em",
                  _collapsed, ["all at one point"], (), id="space-em-collapsed"),
-    pytest.param("spaces/recipe_similarity", "each_recipe_once", spaces_assets,
-                 "iter_similarity_rows", _repeat_first_similarity_row, [10], (),
+    pytest.param("spaces/recipe_similarity", "each_recipe_once", similarity_table,
+                 "similarity_table", _repeat_first_similarity_row, [10], (),
                  id="similarity-repeated", marks=SLOW),
-    pytest.param("spaces/recipe_similarity", "neighbors_valid", spaces_assets,
-                 "iter_similarity_rows", _self_neighbour, [13], (), id="similarity-self"),
-    pytest.param("spaces/recipe_similarity", "neighbors_valid", spaces_assets,
-                 "iter_similarity_rows", _heavy_mass, [11], (), id="similarity-mass", marks=SLOW),
+    pytest.param("spaces/recipe_similarity", "neighbors_valid", similarity_table,
+                 "similarity_table", _self_neighbour, [13], (), id="similarity-self"),
+    pytest.param("spaces/recipe_similarity", "neighbors_valid", similarity_table,
+                 "similarity_table", _heavy_mass, [11], (), id="similarity-mass", marks=SLOW),
 ]
 
 
