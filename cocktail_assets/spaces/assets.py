@@ -376,7 +376,8 @@ def recipe_similarity(
 ):
     started = time.perf_counter()
     with database.connect() as conn:
-        write = write_similarity(conn, fit, volumes, catalog, params.similarity_neighbors)
+        write = write_similarity(conn, fit, volumes, catalog, params.similarity_neighbors,
+                                 progress=context.log.info)
     yield from gate(RECIPE_SIMILARITY_KEY, write.results)
     context.log.info(f"recipe_similarity: {write.written} rows written")
     yield dg.MaterializeResult(

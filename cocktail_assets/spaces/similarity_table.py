@@ -27,6 +27,7 @@ into jsonb (every id, distance and mass a numeric) and compressing it (README, P
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -49,6 +50,7 @@ from cocktail_assets.spaces.shape import (
 ORDER_TOL = 1e-9
 # Rows per COPY chunk: about 24 MB of text at 20 neighbours with 3 flows each.
 CHUNK_ROWS = 2000
+PROGRESS_ROWS = 20_000
 
 
 class Stages:
@@ -131,12 +133,15 @@ def _lock_recipes(conn: psycopg.Connection, ids: np.ndarray) -> np.ndarray:
 def write_similarity(
     conn: psycopg.Connection, fit: EMResult, volumes: RecipeVolumes,
     catalog: IngredientCatalog, n_neighbors: int,
+    progress: Callable[[str], None] | None = None,
 ) -> SimilarityWrite:
     """Shape each recipe's ``n_neighbors`` nearest recipes, check them, and when every check
     passed replace the table's rows with them in one transaction (otherwise nothing is
     written). Recipes deleted since the snapshot the rows were computed from are left out.
 
-    ``conn`` must not be in a transaction."""
+    ``conn`` must not be in a transaction; ``progress`` is told each stage and every
+    ``PROGRESS_ROWS`` rows copied."""
+    say = progress or (lambda _message: None)
     stages = Stages()
     table = similarity_table(fit, volumes, catalog, n_neighbors)
     stages.lap("rows")
@@ -144,7 +149,9 @@ def write_similarity(
     staged = int(table.rows.size)
     stages.lap("checks")
     if not all(r.passed for r in results):
+        say(f"recipe_similarity: {staged} rows shaped, a check failed: nothing written")
         return SimilarityWrite(results, 0, staged, stages.seconds)
+    say(f"recipe_similarity: {staged} rows shaped and checked; replacing the table")
     ids = table.recipe_ids[table.rows]
     with conn.transaction():
         created_at = conn.execute(queries.SIMILARITY_NOW).fetchone()[0]
@@ -160,10 +167,12 @@ def write_similarity(
             with cursor.copy(queries.SIMILARITY_COPY, writer=QueuedLibpqWriter(cursor)) as copy:
                 chunks = similarity_copy_chunks(table, created_at, selected, CHUNK_ROWS,
                                                 conn.info.encoding)
-                for chunk in chunks:
+                for k, chunk in enumerate(chunks, 1):
                     stages.lap("json")
                     copy.write(chunk)
                     stages.lap("copy")
+                    if k * CHUNK_ROWS % PROGRESS_ROWS == 0:
+                        say(f"recipe_similarity: {k * CHUNK_ROWS}/{selected.size} rows copied")
         except psycopg.errors.ForeignKeyViolation as exc:
             # only without the lock (see _lock_recipes): a recipe deleted in between
             raise DataError(
