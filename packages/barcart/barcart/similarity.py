@@ -36,19 +36,7 @@ def nearest_neighbors(
     ValueError if the result's pairs or plans are inconsistent (the compiled kernels that
     read them do not bounds-check).
     """
-    for name, value in (("n", n), ("top_flows", top_flows)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    plans = result.plans
-    check_plans(
-        plans.ptr,
-        plans.source,
-        plans.target,
-        plans.mass,
-        result.pair_i.shape[0],
-        result.cost_ids.shape[0],
-    )
-    idx, dist, pair = result.knn(n_recipes, int(n))
+    idx, dist, pair = _checked_knn(result, n_recipes, n, top_flows)
     fs, ft, fm = _flows(result, int(top_flows))
     ids = result.cost_ids
     out: list[list[Neighbor]] = []
@@ -69,6 +57,20 @@ def nearest_neighbors(
             row.append(Neighbor(index=s, distance=float(dist[r, x]), flows=tuple(flows)))
         out.append(row)
     return out
+
+
+def _checked_knn(
+    result: EMResult, n_recipes: int, n: int, top_flows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate the arguments and the result's plans (the compiled kernels that read them do
+    not bounds-check), then each recipe's ``n`` nearest computed pairs (``EMResult.knn``)."""
+    for name, value in (("n", n), ("top_flows", top_flows)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    plans = result.plans
+    check_plans(plans.ptr, plans.source, plans.target, plans.mass,
+                result.pair_i.shape[0], result.cost_ids.shape[0])
+    return result.knn(n_recipes, int(n))
 
 
 @dataclass(frozen=True)
@@ -102,20 +104,9 @@ def neighbor_arrays(
     them for every computed pair), so time and memory follow N x n, not the number of pairs.
     ValueError as for ``nearest_neighbors``.
     """
-    for name, value in (("n", n), ("top_flows", top_flows)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    plans = result.plans
-    check_plans(
-        plans.ptr,
-        plans.source,
-        plans.target,
-        plans.mass,
-        result.pair_i.shape[0],
-        result.cost_ids.shape[0],
-    )
-    idx, dist, pair = result.knn(n_recipes, int(n))
+    idx, dist, pair = _checked_knn(result, n_recipes, n, top_flows)
     k = int(top_flows)
+    plans = result.plans
     listed = np.flatnonzero(pair.ravel() >= 0)
     q = pair.ravel()[listed]
     fs, ft, fm = _select.top_flows_of(
