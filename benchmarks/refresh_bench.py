@@ -28,8 +28,8 @@ e.g. ``spaces/em_fit``, ``spaces/cocktail_space`` / ``cocktail_space_em`` (the U
 the wall time (``outside s``: interpreter and imports, Dagster's run and step machinery, the
 IO manager, the settle step). Below each size, where the time of the two big assets goes, read
 from the run's materialization metadata in Dagster's event log: the EM fit's stages
-(``stage_seconds``) and the similarity write's (``stage_seconds``: JSON, COPY, swap). Every
-line carries N. At the end: the first ÷ warm ratio per size, and the fitted exponent (log-log
+(``stage_seconds``) and the similarity write's (``rows_s``, ``json_s``, ``copy_s``, ``swap_s``,
+...). Every line carries N. At the end: the first ÷ warm ratio per size, and the fitted exponent (log-log
 slope) of warm time and peak RSS versus N over the sizes >= 5,000.
 
 Not a test: nothing here is collected by pytest.
@@ -156,10 +156,15 @@ def stage_seconds(dagster_url: str, run_id: str) -> dict[str, dict[str, float]]:
             "AND dagster_event_type = 'ASSET_MATERIALIZATION'", (run_id,)).fetchall()
     for (text,) in rows:
         mat = dg.deserialize_value(text, dg.EventLogEntry).asset_materialization
-        if mat is None or "stage_seconds" not in mat.metadata:
+        if mat is None:
             continue
-        value = mat.metadata["stage_seconds"]
-        out[mat.asset_key.to_user_string()] = dict(getattr(value, "value", value))
+        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        stages = dict(meta.get("stage_seconds") or {})
+        # the similarity write's stages are flat metadata: rows_s, json_s, copy_s, ...
+        stages.update({k.removesuffix("_s"): float(v) for k, v in meta.items()
+                       if k.endswith("_s") and k != "duration_s" and isinstance(v, int | float)})
+        if stages:
+            out[mat.asset_key.to_user_string()] = stages
     return out
 
 
