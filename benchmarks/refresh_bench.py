@@ -29,8 +29,8 @@ the wall time (``outside s``: interpreter and imports, Dagster's run and step ma
 IO manager, the settle step). Below each size, where the time of the two big assets goes, read
 from the run's materialization metadata in Dagster's event log: the EM fit's stages
 (``stage_seconds``) and the similarity write's (``rows_s``, ``json_s``, ``copy_s``, ``swap_s``,
-...). Every line carries N. At the end: the first ÷ warm ratio per size, and the fitted exponent (log-log
-slope) of warm time and peak RSS versus N over the sizes >= 5,000.
+...). Every line carries N. At the end: the first ÷ warm ratio per size, and the fitted
+exponent (log-log slope) of warm time and peak RSS versus N over the sizes >= 5,000.
 
 Not a test: nothing here is collected by pytest.
 """

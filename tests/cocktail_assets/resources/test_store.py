@@ -118,5 +118,5 @@ def test_arrays_round_trip_compressed_or_not(
             assert loaded[key].dtype == value.dtype
         sizes[compressed] = len(store.get_bytes(name))
     assert sizes[False] > 2 * sizes[True]
-    with pytest.raises(StoreError, match="work/spaces/missing.npz"):
+    with pytest.raises(StoreError, match=r"work/spaces/missing\.npz"):
         store.get_arrays("work/spaces/missing.npz")
