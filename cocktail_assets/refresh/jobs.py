@@ -124,9 +124,10 @@ def hold_storage_connections(instance: dg.DagsterInstance) -> None:
     Dagster's PostgreSQL storages open a new connection for every read and write unless told
     otherwise (so that many instances in one process hold nothing), and a run's step writes a
     dozen events and reads asset records: the no-op refresh graph opened 166 connections,
-    0.5 s of a 1.8 s execution (``benchmarks/dagster_floor.py``). A run has one instance in its
-    process, so it holds a small pool instead, through Dagster's own switch for long-lived
-    processes, without a statement timeout. Storages other than PostgreSQL ignore it.
+    0.5 s of a 1.8 s execution (``benchmarks/dagster_floor.py``). A run, and the CLI around
+    it, has one instance in its process, so it holds a small pool instead, through Dagster's
+    own switch for long-lived processes, without a statement timeout. Storages other than
+    PostgreSQL ignore it.
     """
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
 

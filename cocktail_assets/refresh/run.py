@@ -17,7 +17,7 @@ from cocktail_assets.environments import (
 )
 from cocktail_assets.errors import CocktailAssetsError, ConfigError
 from cocktail_assets.refresh.causes import failure_cause
-from cocktail_assets.refresh.jobs import describe_holder
+from cocktail_assets.refresh.jobs import describe_holder, hold_storage_connections
 from cocktail_assets.refresh.liveness import fail_dead_runs
 from cocktail_assets.refresh.settle import materialized_in_run, settle_run
 from cocktail_assets.tags import CODE_LOCATION, CODE_LOCATION_TAG, REFRESH_TAG, TRIGGER_TAG
@@ -110,6 +110,7 @@ def run_refresh(
     os.environ.update(open_instance_environment(settings))
     database = database_resource(settings, for_dagster=False)
     with dg.DagsterInstance.get() as instance:
+        hold_storage_connections(instance)  # the CLI's reads before and after the run too
         with database.connect(autocommit=True) as conn:
             for _run_id, message in fail_dead_runs(instance, conn, database.describe()):
                 out(message)
