@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,21 @@ from pydantic import PrivateAttr
 from cocktail_assets.errors import StoreError
 
 STORAGE_VERSION = "v1"
+
+
+def write_npz(handle: IO[bytes], arrays: dict[str, np.ndarray], compressed: bool) -> None:
+    """``np.savez`` with a choice per array: deflated at level 1 when ``compressed`` and the
+    array holds integers or booleans, stored otherwise (see ``AnalyticsStore.put_arrays``)."""
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, allowZip64=True,
+                         compresslevel=1) as archive:
+        for key, value in arrays.items():
+            array = np.asanyarray(value)
+            member: str | zipfile.ZipInfo = f"{key}.npy"  # by name: the archive's level 1
+            if not (compressed and array.dtype.kind in "biu"):
+                member = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                member.compress_type = zipfile.ZIP_STORED
+            with archive.open(member, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, array, allow_pickle=False)
 
 
 def utc_timestamp(now: datetime | None = None) -> str:
@@ -178,11 +194,12 @@ class AnalyticsStore(ConfigurableResource):
     def put_arrays(self, name: str, *, compressed: bool = True, **arrays: np.ndarray) -> str:
         """Several arrays in one ``.npz`` (no pickles), e.g. a sparse graph and its ids.
 
-        ``compressed=False`` for the intermediates between steps: zlib at NumPy's level costs
-        more time than the bytes it saves (0.7 s against 0.02 s for the EM fit of 1,000
-        recipes), and readers load both forms alike."""
-        save = np.savez_compressed if compressed else np.savez
-        return self._put(name, lambda handle: save(handle, **arrays),
+        Compressed, integer arrays are deflated at zlib's fastest level and floats stored as
+        they are: the EM fit's recipe distances shrank by 8 % at 18 MB/s under NumPy's
+        default level, their indices to 0.39 of their size at 53 MB/s at level 1 (0.28 at
+        13 MB/s at level 6). ``compressed=False`` for the intermediates between steps, where
+        even that costs more time than the bytes it saves. Readers load every form alike."""
+        return self._put(name, lambda handle: write_npz(handle, arrays, compressed),
                          "application/octet-stream")
 
     def get_arrays(self, name: str) -> dict[str, np.ndarray]:
