@@ -4,9 +4,9 @@ Every write the triggers watch, as one statement of ``--rows`` rows (how the sit
 write) and as that many single-row statements in one transaction (the worst case: statement
 triggers fire once per statement): recipe_ingredients inserts and recipes updates (change
 tracking, migration 002), and ratings / user_ingredients inserts of today and of past days,
-their COPY, and recipe deletes (also the per-day activity triggers, migrations 003-005). Bulk
-imports arrive by COPY too, which PostgreSQL turns into multi-row inserts unless a table has a
-BEFORE INSERT row trigger, hence the COPY case.
+their COPY, ingredients and tags inserts, and recipe and tag deletes (also the per-day activity
+triggers, migrations 003-005). Bulk imports arrive by COPY too, which PostgreSQL turns into
+multi-row inserts unless a table has a BEFORE INSERT row trigger, hence the COPY case.
 
 Three databases on one server, migrated alike, differ only in their triggers: ``none`` (every
 analytics trigger disabled), ``002`` (change tracking only) and ``all``. Each run of a case is
@@ -100,17 +100,21 @@ def prepare(conn: psycopg.Connection, rows: int) -> None:
         "INSERT INTO recipes (name, created_at) SELECT 'recipe ' || g, "
         f"{PAST.replace('%s', 'g')} FROM generate_series(1, %s) g", (rows,)
     )
+    conn.execute(
+        "INSERT INTO tags (name, created_by, created_at) SELECT 'tag ' || g, 'u' || g, "
+        f"{PAST.replace('%s', 'g')} FROM generate_series(1, %s) g", (rows,)
+    )
     conn.execute("TRUNCATE analytics_change_log, activity_day_changes")
     for table in WRITTEN:  # autovacuum would come at different times in the three databases
         conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
     conn.execute("VACUUM ANALYZE")
 
 
-TRACKED = ("recipe_ingredients", "recipes", "ratings", "user_ingredients")
-ACTIVITY = ("recipes", "ratings", "user_ingredients")
+TRACKED = ("recipe_ingredients", "recipes", "ratings", "user_ingredients", "ingredients", "tags")
+ACTIVITY = ("recipes", "ratings", "user_ingredients", "ingredients", "tags")
 CONFIGS = ("none", "002", "all")
-WRITTEN = ("recipes", "recipe_ingredients", "ratings", "user_ingredients", "analytics_change_log",
-           "activity_day_changes", "analytics_refresh_state")
+WRITTEN = ("recipes", "recipe_ingredients", "ratings", "user_ingredients", "ingredients", "tags",
+           "analytics_change_log", "activity_day_changes", "analytics_refresh_state")
 
 
 def set_triggers(conn: psycopg.Connection, config: str) -> None:
@@ -231,6 +235,48 @@ def pantry_copy(conn: psycopg.Connection, rows: int) -> None:
 PAST_DAYS: list[str] = []
 
 
+def ingredients_bulk(conn: psycopg.Connection, rows: int) -> None:
+    conn.execute(
+        "INSERT INTO ingredients (name, path, created_by, created_at) "
+        f"SELECT 'new ' || g, '/1/', 'u' || g, {PAST.replace('%s', 'g')} "
+        "FROM generate_series(1, %s) g", (rows,),
+    )
+
+
+def ingredients_rows(conn: psycopg.Connection, rows: int) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO ingredients (name, path, created_by, created_at) "
+            f"VALUES (%s, '/1/', %s, {PAST})",
+            [(f"new {i}", f"u{i}", i) for i in range(1, rows + 1)],
+        )
+
+
+def tags_bulk(conn: psycopg.Connection, rows: int) -> None:
+    conn.execute(
+        "INSERT INTO tags (name, created_by, created_at) "
+        f"SELECT 'new ' || g, 'u' || g, {PAST.replace('%s', 'g')} FROM generate_series(1, %s) g",
+        (rows,),
+    )
+
+
+def tags_rows(conn: psycopg.Connection, rows: int) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO tags (name, created_by, created_at) VALUES (%s, %s, {PAST})",
+            [(f"new {i}", f"u{i}", i) for i in range(1, rows + 1)],
+        )
+
+
+def delete_tags_bulk(conn: psycopg.Connection, rows: int) -> None:
+    conn.execute("DELETE FROM tags WHERE id <= %s", (rows,))
+
+
+def delete_tags_rows(conn: psycopg.Connection, rows: int) -> None:
+    with conn.cursor() as cur:
+        cur.executemany("DELETE FROM tags WHERE id = %s", [(i,) for i in range(1, rows + 1)])
+
+
 def delete_bulk(conn: psycopg.Connection, rows: int) -> None:
     conn.execute("DELETE FROM recipes WHERE id <= %s", (rows,))
 
@@ -321,6 +367,9 @@ def main() -> None:
         ("insert user_ingredients (past days)", pantry_bulk, pantry_rows),
         ("copy user_ingredients (past days)", pantry_copy, None),
         ("delete recipes (past days)", delete_bulk, delete_rows),
+        ("insert ingredients (past days)", ingredients_bulk, ingredients_rows),
+        ("insert tags (past days)", tags_bulk, tags_rows),
+        ("delete tags (past days)", delete_tags_bulk, delete_tags_rows),
     ]
     ROWS[0] = args.rows
     with scratch_server() as admin, ExitStack() as stack:
