@@ -126,10 +126,11 @@ def hold_storage_connections(instance: dg.DagsterInstance) -> None:
     dozen events and reads asset records: the no-op refresh graph opened 166 connections,
     0.5 s of a 1.8 s execution (``benchmarks/dagster_floor.py``). A run, and the CLI around
     it, has one instance in its process, so it holds a small pool instead, through Dagster's
-    own switch for long-lived processes, without a statement timeout. Storages other than
-    PostgreSQL ignore it.
+    own switch for long-lived processes, without a statement timeout; a connection beyond the
+    first is opened only while two calls overlap (up to ten).
+    Storages other than PostgreSQL ignore it.
     """
-    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
 
 
 class LockedExecutor(dg.Executor):
