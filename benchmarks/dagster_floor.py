@@ -36,11 +36,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # the benchmarks' shared scratch database
 LIBRARIES = ("numpy", "scipy.sparse", "scipy.optimize", "pandas", "numba", "umap", "barcart")
 
 
@@ -108,27 +108,12 @@ def child(variant: str) -> None:
 @contextlib.contextmanager
 def storage_url() -> Iterator[str]:
     """A new empty database for the instance, as a Dagster storage URL."""
-    import psycopg
+    from trigger_overhead import scratch_database
 
-    from cocktail_assets.db.connection import dagster_storage_url, with_dbname
+    from cocktail_assets.db.connection import dagster_storage_url
 
-    server = None
-    admin = os.environ.get("DATABASE_URL")
-    if not admin:
-        import pgserver
-
-        server = pgserver.get_server(tempfile.mkdtemp(prefix="floor-pg-"), cleanup_mode="delete")
-        admin = server.get_uri("postgres")
-    name = f"floor_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield dagster_storage_url(with_dbname(admin, name))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if server is not None:
-            server.cleanup()
+    with scratch_database() as url:
+        yield dagster_storage_url(url)
 
 
 def measure(variant: str, env: dict[str, str]) -> tuple[float, float]:
