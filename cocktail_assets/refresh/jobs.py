@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -128,9 +129,16 @@ def hold_storage_connections(instance: dg.DagsterInstance) -> None:
     it, has one instance in its process, so it holds a small pool instead, through Dagster's
     own switch for long-lived processes, without a statement timeout; a connection beyond the
     first is opened only while two calls overlap (up to ten).
-    Storages other than PostgreSQL ignore it.
+    Storages other than PostgreSQL ignore it. Once per instance: the CLI holds them before
+    its run's executor asks again, and a second switch would replace the pools just opened.
     """
+    if instance in _HOLDING:
+        return
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
+    _HOLDING.add(instance)
+
+
+_HOLDING: weakref.WeakSet[dg.DagsterInstance] = weakref.WeakSet()
 
 
 class LockedExecutor(dg.Executor):
