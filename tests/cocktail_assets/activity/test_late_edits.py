@@ -68,6 +68,29 @@ def test_a_statement_records_the_distinct_past_days_it_touched(site: Activity) -
     assert recorded(a) == {days_ago(4).isoformat(): 1}
 
 
+@pytest.mark.parametrize("ages", [
+    [1, 3, 40, 62],  # with tomorrow's row, a span of 64 days: the one-pass day set
+    [1, 2, 63, 64, 130, 700],  # wider: the rows are grouped by day
+    [5],
+])
+def test_a_statement_records_exactly_its_past_days_with_gaps(
+    site: Activity, ages: list[int],
+) -> None:
+    a = site
+    stamps = [at(days_ago(n), "23:59:59.999") for n in ages] + [at(days_ago(n), "00:00:00")
+                                                                 for n in ages]
+    with psycopg.connect(a.db_url) as conn:  # today's, tomorrow's and undated rows besides
+        conn.execute(
+            "INSERT INTO tags (name, created_by, created_at) SELECT 't' || g, 'u' || g, s "
+            "FROM unnest(%s::timestamp[] || ARRAY[(now() AT TIME ZONE 'utc'), "
+            "(now() AT TIME ZONE 'utc') + interval '1 day', NULL]) WITH ORDINALITY AS t (s, g)",
+            (stamps,))
+    assert recorded(a) == {days_ago(n).isoformat(): 1 for n in ages}
+    a.sql("TRUNCATE activity_day_changes")
+    a.sql("DELETE FROM tags")  # the deletes' statement trigger shares the function
+    assert recorded(a) == {days_ago(n).isoformat(): 1 for n in ages}
+
+
 def test_a_day_is_recorded_once_per_table_and_transaction(site: Activity) -> None:
     a = site
     with psycopg.connect(a.db_url) as conn:  # one transaction, five single-row statements
