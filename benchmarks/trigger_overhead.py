@@ -5,7 +5,7 @@ write) and as that many single-row statements in one transaction (the worst case
 triggers fire once per statement): recipe_ingredients inserts and recipes updates (change
 tracking, migration 002), and ratings / user_ingredients inserts of today and of past days,
 their COPY, ingredients and tags inserts, and recipe and tag deletes (also the per-day activity
-triggers, migrations 003-005). Bulk imports arrive by COPY too, which PostgreSQL turns into
+triggers, migrations 003-006). Bulk imports arrive by COPY too, which PostgreSQL turns into
 multi-row inserts unless a table has a BEFORE INSERT row trigger, hence the COPY case.
 
 Three databases on one server, migrated alike, differ only in their triggers: ``none`` (every

@@ -1,4 +1,4 @@
-"""Late edits: the per-day triggers of migrations 003 and 004, the sensor that re-aggregates
+"""Late edits: the per-day triggers of migrations 003 to 006, the sensor that re-aggregates
 them, and Dagster's own stale status of the late-edited days (what the UI's partition view
 shows)."""
 
