@@ -414,7 +414,9 @@ def fit_em(
     history: list[float] = []
     pi = pj = np.zeros(0, dtype=np.int64)
     dist = np.zeros(0)
-    plans = (np.zeros(1, dtype=np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), dist)
+    plans: tuple[np.ndarray, ...] = (
+        np.zeros(1, dtype=np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), dist
+    )
     converged = False
     partial = False
     it = 0
