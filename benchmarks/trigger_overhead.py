@@ -338,7 +338,7 @@ def measure(
     conns: dict[str, psycopg.Connection], work: Callable[[psycopg.Connection, int], None],
     rows: int, repeats: int, clocks: dict[str, Callable[[], float]],
 ) -> dict[str, list[float]]:
-    """Seconds of each run per configuration: rounds over the three databases in a rotating
+    """Seconds of each run per configuration: rounds over the databases in a rotating
     order, each run a transaction rolled back; after each round (untimed) the dead rows are
     vacuumed, so that all runs see the same tables, and a one-row run re-plans what the
     vacuum's statistics invalidated."""
