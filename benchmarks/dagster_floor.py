@@ -88,15 +88,13 @@ def child(variant: str) -> None:
 
     if variant == "import":
         return
-    if variant in ("held", "libraries"):
-        os.environ["FLOOR_HOLD"] = "1"
     if variant == "libraries":
         import importlib
 
         for name in LIBRARIES:
             importlib.import_module(name)
     with dg.DagsterInstance.get() as instance:
-        if os.environ.get("FLOOR_HOLD"):
+        if variant in ("held", "libraries"):
             from cocktail_assets.refresh.jobs import hold_storage_connections
 
             hold_storage_connections(instance)
