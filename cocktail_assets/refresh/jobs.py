@@ -119,6 +119,10 @@ def _pause_if_asked(event: dg.DagsterEvent) -> None:
         time.sleep(0.05)
 
 
+# Instances whose storages already hold their connections.
+_HOLDING: weakref.WeakSet[dg.DagsterInstance] = weakref.WeakSet()
+
+
 def hold_storage_connections(instance: dg.DagsterInstance) -> None:
     """Keep one open connection per storage for the rest of the run.
 
@@ -136,9 +140,6 @@ def hold_storage_connections(instance: dg.DagsterInstance) -> None:
         return
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
     _HOLDING.add(instance)
-
-
-_HOLDING: weakref.WeakSet[dg.DagsterInstance] = weakref.WeakSet()
 
 
 class LockedExecutor(dg.Executor):
