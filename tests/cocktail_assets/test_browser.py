@@ -167,19 +167,46 @@ def _graph_shows(page, keys: list[str]) -> None:
 
 
 NODES_QUERY = "{ assetNodes { assetKey { path } staleStatus dataVersion } }"
+TICKS_QUERY = """
+query T($sensor: String!, $after: Float!) {
+  sensorOrError(sensorSelector: {repositoryLocationName: "cocktail_assets",
+                                 repositoryName: "__repository__", sensorName: $sensor}) {
+    ... on Sensor { sensorState { ticks(limit: 1, afterTimestamp: $after,
+                                        statuses: [SKIPPED, SUCCESS, FAILURE]) { timestamp } } }
+  }
+}"""
+
+
+def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    import json
+
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(f"{url}/graphql", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer = json.loads(response.read())
+    assert "errors" not in answer, answer["errors"]
+    return answer["data"]
 
 
 def asset_nodes(url: str) -> dict[str, dict]:
     """The UI's own query of every asset: its stale status (the Unsynced markers) and data
     version."""
-    import json
-
-    body = json.dumps({"query": NODES_QUERY}).encode()
-    request = urllib.request.Request(f"{url}/graphql", data=body,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        nodes = json.loads(response.read())["data"]["assetNodes"]
+    nodes = _graphql(url, NODES_QUERY)["assetNodes"]
     return {"/".join(n["assetKey"]["path"]): n for n in nodes}
+
+
+def wait_for_tick_after(url: str, sensor: str, after: float) -> None:
+    """Until ``sensor`` has a finished tick that started after the epoch second ``after``.
+
+    The site observer and the refresh sensor tick independently, so the Unsynced marker can
+    show before the refresh sensor has evaluated the edit; its newest tick then still tells
+    the reason from before the edit."""
+    started = time.monotonic()
+    while not _graphql(url, TICKS_QUERY, {"sensor": sensor, "after": after})[
+            "sensorOrError"]["sensorState"]["ticks"]:
+        assert time.monotonic() - started < STALE_BOUND, f"{sensor} did not tick after the edit"
+        time.sleep(1)
 
 
 def stale_assets(url: str) -> set[str]:
@@ -269,6 +296,7 @@ def test_a_newcomer_materializes_everything_and_sees_an_edit_turn_assets_stale(u
             edited = time.monotonic()
             ui.execute("UPDATE ingredients SET allow_substitution = NOT allow_substitution "
                        "WHERE id = (SELECT min(id) FROM ingredients)")
+            committed_at = time.time()
             _wait_for_text(page, "Unsynced", STALE_BOUND)
             stale_after = time.monotonic() - edited
             assert stale_assets(ui.url) == set(ANALYTICS) - {"analytics/recipe_complexity"}
@@ -277,6 +305,7 @@ def test_a_newcomer_materializes_everything_and_sees_an_edit_turn_assets_stale(u
             assert page.get_by_text("site / ingredients").count() >= 1
 
             step = "the refresh sensor's page tells why it waits"
+            wait_for_tick_after(ui.url, "refresh_sensor", committed_at)
             _open(page, f"{ui.url}/locations/cocktail_assets/sensors/refresh_sensor")
             newest = page.locator("tr", has_text="View logs").first
             newest.get_by_text("0 runs requested").last.click()  # its result: the skip reason
