@@ -31,8 +31,9 @@ import dagster as dg
 from cocktail_assets.dagster_private import LOG_RECORD_METADATA_ATTR
 from cocktail_assets.db import run_lock
 from cocktail_assets.db.change_log import reopen_latest
-from cocktail_assets.db.connection import connect, describe_conninfo
-from cocktail_assets.tags import LOCK_TAG, REFRESH_TAG, TRIGGER_TAG
+from cocktail_assets.db.connection import connect
+from cocktail_assets.resources.database import enter_run_lock
+from cocktail_assets.tags import REFRESH_TAG
 
 JOB_NAME = "analytics_refresh"
 
@@ -87,17 +88,6 @@ def _database_conninfo(job_def: dg.JobDefinition, instance: dg.DagsterInstance) 
         )
     with dg.build_resources({"database": resource_def}, instance=instance) as resources:
         return resources.database.conninfo()
-
-
-def describe_holder(instance: dg.DagsterInstance, holder: run_lock.Holder) -> str:
-    """'run 1234… (trigger sensor, STARTED)' for a waiting line."""
-    if holder.run_id is None:
-        return holder.describe()
-    run = instance.get_run_by_id(holder.run_id)
-    if run is None:
-        return f"run {holder.run_id}"
-    return (f"run {holder.run_id} (trigger {run.tags.get(TRIGGER_TAG, 'ui')}, "
-            f"{run.status.value})")
 
 
 # Test hook: ``<step key>:<file>`` pauses the run just before that step starts, until the file
@@ -160,17 +150,7 @@ class LockedExecutor(dg.Executor):
         run = plan_context.dagster_run
         instance = plan_context.instance
         conninfo = _database_conninfo(plan_context.job.get_definition(), instance)
-
-        def opened() -> None:
-            instance.add_run_tags(run.run_id, {LOCK_TAG: "true"})
-
-        def waiting(holder: run_lock.Holder) -> None:
-            plan_context.log.warning(
-                f"waiting for the analytics lock on {describe_conninfo(conninfo)}: "
-                f"held by {describe_holder(instance, holder)}; one analytics run at a time"
-            )
-
-        lock = run_lock.enter(conninfo, run.run_id, on_open=opened, on_wait=waiting)
+        lock = enter_run_lock(instance, run.run_id, conninfo, plan_context.log)
         hold_storage_connections(instance)
         try:
             for event in self._inner.execute(plan_context, execution_plan):

@@ -17,9 +17,10 @@ from cocktail_assets.environments import (
 )
 from cocktail_assets.errors import CocktailAssetsError, ConfigError
 from cocktail_assets.refresh.causes import failure_cause
-from cocktail_assets.refresh.jobs import describe_holder, hold_storage_connections
+from cocktail_assets.refresh.jobs import hold_storage_connections
 from cocktail_assets.refresh.liveness import fail_dead_runs
 from cocktail_assets.refresh.settle import materialized_in_run, settle_run
+from cocktail_assets.resources.database import describe_holder
 from cocktail_assets.tags import CODE_LOCATION, CODE_LOCATION_TAG, REFRESH_TAG, TRIGGER_TAG
 
 

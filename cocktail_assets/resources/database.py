@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import dagster as dg
 import psycopg
 from dagster import ConfigurableResource, InitResourceContext
 from psycopg.conninfo import make_conninfo
@@ -16,7 +17,37 @@ from cocktail_assets.db.connection import connect, describe_conninfo, validate_c
 from cocktail_assets.db.embedded import ensure_embedded
 from cocktail_assets.errors import ConfigError
 from cocktail_assets.paths import DEFAULT_LOCAL_DIR
-from cocktail_assets.tags import CHANGE_SNAPSHOT_TAG, LOCK_TAG
+from cocktail_assets.tags import CHANGE_SNAPSHOT_TAG, LOCK_TAG, TRIGGER_TAG
+
+
+def describe_holder(instance: dg.DagsterInstance, holder: run_lock.Holder) -> str:
+    """'run 1234… (trigger sensor, STARTED)' for a waiting line."""
+    if holder.run_id is None:
+        return holder.describe()
+    run = instance.get_run_by_id(holder.run_id)
+    if run is None:
+        return f"run {holder.run_id}"
+    return (f"run {holder.run_id} (trigger {run.tags.get(TRIGGER_TAG, 'ui')}, "
+            f"{run.status.value})")
+
+
+def enter_run_lock(
+    instance: dg.DagsterInstance, run_id: str, conninfo: str, log: dg.DagsterLogManager,
+    *, until: Callable[[], bool] | None = None,
+) -> run_lock.RunLock | None:
+    """Hold the analytics lock for a Dagster run (``run_lock.enter``), the same from every door:
+    the run is tagged once its session exists, and its log says whom it waits for."""
+
+    def opened() -> None:
+        instance.add_run_tags(run_id, {LOCK_TAG: "true"})
+
+    def waiting(holder: run_lock.Holder) -> None:
+        log.warning(
+            f"waiting for the analytics lock on {describe_conninfo(conninfo)}: "
+            f"held by {describe_holder(instance, holder)}; one analytics run at a time"
+        )
+
+    return run_lock.enter(conninfo, run_id, on_open=opened, on_wait=waiting, until=until)
 
 
 class CocktailDatabase(ConfigurableResource):
@@ -74,22 +105,12 @@ class CocktailDatabase(ConfigurableResource):
             return
         instance = context.instance
 
-        def opened() -> None:
-            instance.add_run_tags(run.run_id, {LOCK_TAG: "true"})
-
-        def waiting(holder: run_lock.Holder) -> None:
-            context.log.warning(
-                f"waiting for the analytics lock on {self.describe()}: held by "
-                f"{holder.describe()}; one analytics run at a time"
-            )
-
         def ended() -> bool:
             stored = instance.get_run_by_id(run.run_id)
             return stored is None or stored.is_finished
 
-        run_lock.enter(
-            self.conninfo(), run.run_id, on_open=opened, on_wait=waiting, until=ended
-        )
+        assert context.log is not None
+        enter_run_lock(instance, run.run_id, self.conninfo(), context.log, until=ended)
         if CHANGE_SNAPSHOT_TAG in run.tags:
             return
         stored = context.instance.get_run_by_id(run.run_id)

@@ -44,8 +44,8 @@ def test_a_paused_run_makes_the_other_wait_and_the_edit_between_is_not_lost(
 ) -> None:
     """The issue's STOP/CONT interleaving, deterministically: run A reads the recipes and
     pauses before publishing; a recipe is inserted; run B starts. Without the lock B settled
-    the insert and A then published the space without it. Now B waits for A, runs after it
-    and publishes the insert, which is then settled."""
+    the insert and A then published the space without it. Now B waits for A (its log names A),
+    runs after it and publishes the insert, which is then settled."""
     gate = tmp_path / "gate"
     paused = dataclasses.replace(site, gate=str(gate))
     results: dict[str, dg.ExecuteInProcessResult | None] = {}
@@ -75,6 +75,12 @@ def test_a_paused_run_makes_the_other_wait_and_the_edit_between_is_not_lost(
     a_end = _step_times(site.instance, run_a.run_id)[1]
     b_start = _step_times(site.instance, run_b.run_id)[0]
     assert b_start > a_end, "the two runs overlapped"
+    # execute_in_process bypasses the locked executor: the database resource took B's lock and
+    # says, as the executor would, which run it waited for, who started it and its state.
+    waited = [r.user_message for r in site.instance.all_logs(run_b.run_id)
+              if "waiting for the analytics lock" in r.user_message]
+    assert len(waited) == 1, waited
+    assert f"held by run {run_a.run_id} (trigger ui, STARTED)" in waited[0], waited[0]
     # Lossless: nothing is settled that the latest published space does not contain.
     latest = site.instance.get_latest_materialization_event(SPACE)
     assert latest is not None and latest.asset_materialization is not None
