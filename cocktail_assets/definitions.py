@@ -21,7 +21,8 @@ from cocktail_assets.refresh.jobs import JOB_NAME, LOGGERS, analytics_executor, 
 from cocktail_assets.refresh.policy import Policy
 from cocktail_assets.refresh.published import with_monitoring
 from cocktail_assets.refresh.sensors import refresh_sensors
-from cocktail_assets.site.assets import SITE_KEYS, source_assets
+from cocktail_assets.resources.site_versions import SITE_KEYS
+from cocktail_assets.site.assets import source_assets
 from cocktail_assets.site.lineage import with_table_deps
 from cocktail_assets.site.sensors import site_sensors
 from cocktail_assets.spaces import assets as spaces

@@ -21,8 +21,8 @@ from cocktail_assets.checks import PUBLISHED, error_check, gate, repeated_or_mis
 from cocktail_assets.previews import preview_metadata, tree_png
 from cocktail_assets.resources.database import CocktailDatabase
 from cocktail_assets.resources.params import AnalyticsParams
+from cocktail_assets.resources.site_versions import site_table_key
 from cocktail_assets.resources.store import AnalyticsStore
-from cocktail_assets.site.assets import site_table_key
 
 GROUP = "analytics"
 USAGE_KEY = dg.AssetKey([GROUP, "ingredient_usage"])

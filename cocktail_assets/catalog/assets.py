@@ -11,7 +11,7 @@ import dagster as dg
 from cocktail_assets.catalog.load import IngredientCatalog, load_catalog, load_recipe_volumes
 from cocktail_assets.checks import error_check, gate, repeated_or_missing, verdict
 from cocktail_assets.resources.database import CocktailDatabase
-from cocktail_assets.site.assets import site_table_key
+from cocktail_assets.resources.site_versions import site_table_key
 
 GROUP = "catalog"
 INGREDIENT_CATALOG_KEY = dg.AssetKey([GROUP, "ingredient_catalog"])

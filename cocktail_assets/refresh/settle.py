@@ -17,7 +17,7 @@ from cocktail_assets.dagster_private import BaseAssetGraph
 from cocktail_assets.db.change_log import TRACKED_TABLES, settle
 from cocktail_assets.environments import Settings, database_resource
 from cocktail_assets.resources.database import CocktailDatabase
-from cocktail_assets.site.assets import SOURCE_TABLES, site_table_key
+from cocktail_assets.resources.site_versions import SOURCE_TABLES, site_table_key
 from cocktail_assets.tags import CHANGE_SNAPSHOT_TAG, SETTLED_TAG
 
 

@@ -12,11 +12,12 @@ from psycopg.conninfo import make_conninfo
 from pydantic import PrivateAttr
 
 from cocktail_assets.db import run_lock
-from cocktail_assets.db.change_log import current_snapshot
+from cocktail_assets.db.change_log import current_snapshot, table_changes
 from cocktail_assets.db.connection import connect, describe_conninfo, validate_conninfo
 from cocktail_assets.db.embedded import ensure_embedded
 from cocktail_assets.errors import ConfigError
 from cocktail_assets.paths import DEFAULT_LOCAL_DIR
+from cocktail_assets.resources.site_versions import record_moved
 from cocktail_assets.tags import CHANGE_SNAPSHOT_TAG, LOCK_TAG, TRIGGER_TAG
 
 
@@ -88,8 +89,8 @@ class CocktailDatabase(ConfigurableResource):
         return self._resolved
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        """Hold the analytics lock, then record, once per run, the change-tracking snapshot
-        before any step reads.
+        """Hold the analytics lock, then record, once per run and before any step starts, the
+        change-tracking snapshot and the site tables' versions in it.
 
         The run's executor normally holds the lock already (this is then a no-op); runs that
         bypass it (``execute_in_process``, ``materialize``) take it here, before the snapshot.
@@ -98,6 +99,9 @@ class CocktailDatabase(ConfigurableResource):
         Every step that reads the site initialises this resource first, so the run tag
         ``cocktail-assets/change-snapshot`` always predates the run's reads: when the run
         succeeds, the edits visible in it are covered and can be settled (``refresh/settle.py``).
+        The tables whose version moved since the instance last observed them are observed now,
+        from the same snapshot (``resources/site_versions.py``), so the steps record the
+        versions they read and the run is not shown stale for an edit it covered.
         This holds for runs from the UI, the CLI and the sensor alike.
         """
         run = context.run
@@ -116,9 +120,14 @@ class CocktailDatabase(ConfigurableResource):
         stored = context.instance.get_run_by_id(run.run_id)
         if stored is not None and CHANGE_SNAPSHOT_TAG in stored.tags:
             return
-        with self.connect(autocommit=True) as conn:
+        with self.connect() as conn:
+            # One snapshot for both: the versions observed are exactly those the run covers.
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             snapshot = current_snapshot(conn)
-        context.instance.add_run_tags(run.run_id, {CHANGE_SNAPSHOT_TAG: snapshot})
+            changes = table_changes(conn)
+            conn.rollback()
+        instance.add_run_tags(run.run_id, {CHANGE_SNAPSHOT_TAG: snapshot})
+        record_moved(instance, changes, f"run {run.run_id}, before its first step")
 
     def describe(self) -> str:
         """Host and database for logs and metadata (no password)."""

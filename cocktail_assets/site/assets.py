@@ -15,49 +15,17 @@ version", and a table nothing reads (ratings, tags) marks nothing.
 from __future__ import annotations
 
 import warnings
-from datetime import UTC
 
 import dagster as dg
 
 from cocktail_assets.db.change_log import TableVersion, table_changes
 from cocktail_assets.resources.database import CocktailDatabase
-
-GROUP = "site"
-
-SOURCE_TABLES: dict[str, str] = {
-    "recipes": "Recipe names and metadata.",
-    "ingredients": "The ingredient hierarchy (path, parent_id, allow_substitution).",
-    "recipe_ingredients": "Which ingredient, how much and in which unit, per recipe.",
-    "units": "Units and their conversion to ml.",
-    "ratings": "User ratings of recipes (1-5).",
-    "tags": "Tag names.",
-    "recipe_tags": "Which tags a recipe carries.",
-}
-
-
-def site_table_key(table: str) -> dg.AssetKey:
-    """The source asset of a site table, ``site/<table>``; a table without one is a KeyError,
-    so a misspelt dependency fails at load instead of dangling."""
-    if table not in SOURCE_TABLES:
-        raise KeyError(f"{table} is not a site table with a source asset")
-    return dg.AssetKey([GROUP, table])
-
-
-SITE_KEYS: dict[dg.AssetKey, str] = {site_table_key(t): t for t in SOURCE_TABLES}
-
-
-def observation_metadata(change: TableVersion) -> dict[str, dg.MetadataValue]:
-    """What the UI shows beside a table's data version: its last change and what is pending."""
-    metadata: dict[str, dg.MetadataValue] = {
-        "pending_changes": dg.MetadataValue.int(change.pending),
-        "last_change_id": dg.MetadataValue.int(int(change.version)),
-    }
-    if change.last_changed_at is not None:
-        metadata["last_change_at"] = dg.MetadataValue.timestamp(
-            change.last_changed_at.replace(tzinfo=UTC)
-        )
-        metadata["last_change"] = dg.MetadataValue.text(change.last_operation or "")
-    return metadata
+from cocktail_assets.resources.site_versions import (
+    GROUP,
+    SOURCE_TABLES,
+    observation_metadata,
+    site_table_key,
+)
 
 
 def observe_result(change: TableVersion) -> dg.ObserveResult:

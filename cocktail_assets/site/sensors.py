@@ -10,66 +10,30 @@ neither repeats nor loses one.
 
 While a run of the code location is in progress it waits: a step records the versions of its
 inputs when it starts, and an observation landing mid-run would let a later step of that run
-claim an edit that the run's earlier reads never saw. The edit is observed as soon as the run
-ends (and a run that read it is then merely marked stale once more, never the other way round).
+claim an edit that the run's earlier reads never saw. Every run observes, before its first
+step, the versions of its own change snapshot (``resources/site_versions.py``), so an edit the
+run read is never shown as missing from it; an edit committed during the run is observed as
+soon as the run ends, and what the run computed is then stale, as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import dagster as dg
 import psycopg
 
-from cocktail_assets.dagster_private import DATA_VERSION_TAG
-from cocktail_assets.db.change_log import TableVersion, table_changes
+from cocktail_assets.db.change_log import table_changes
 from cocktail_assets.environments import Settings
 from cocktail_assets.errors import DatabaseUnavailable
 from cocktail_assets.resources.database import CocktailDatabase
-from cocktail_assets.site.assets import (
-    SITE_KEYS,
-    observation_metadata,
-    site_table_key,
-)
+from cocktail_assets.resources.site_versions import describe, new_observations, observed_versions
 from cocktail_assets.tags import CODE_LOCATION, CODE_LOCATION_TAG
 
 OBSERVE_SENSOR_NAME = "site_observer"
+OBSERVED_BY = "the site_observer sensor"
 
 # A run in these states may have steps still to start (QUEUED runs have recorded nothing yet).
 _RUNNING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
             dg.DagsterRunStatus.CANCELING]
-
-
-def observed_versions(instance: dg.DagsterInstance) -> dict[str, str | None]:
-    """Each source table's data version as last observed in the instance (None: never)."""
-    out: dict[str, str | None] = {}
-    for key, table in SITE_KEYS.items():
-        records = instance.fetch_observations(key, limit=1).records
-        observation = records[0].asset_observation if records else None
-        out[table] = observation.data_version if observation else None
-    return out
-
-
-def new_observations(
-    changes: Mapping[str, TableVersion], observed: Mapping[str, str | None]
-) -> list[dg.AssetObservation]:
-    """An observation for each source table whose version differs from the observed one."""
-    return [
-        dg.AssetObservation(
-            asset_key=site_table_key(table),
-            metadata=observation_metadata(change),
-            tags={DATA_VERSION_TAG: change.version},
-        )
-        for table, change in changes.items()
-        if table in observed and observed[table] != change.version
-    ]
-
-
-def _describe(observations: list[dg.AssetObservation]) -> str:
-    return ", ".join(
-        f"{o.asset_key.to_user_string()} (version {o.tags[DATA_VERSION_TAG]})"
-        for o in observations
-    )
 
 
 def observe_tick(
@@ -85,7 +49,7 @@ def observe_tick(
         raise DatabaseUnavailable(
             f"database {database.describe()} failed during the observation tick: {first}"
         ) from None
-    observations = new_observations(changes, observed_versions(instance))
+    observations = new_observations(changes, observed_versions(instance), OBSERVED_BY)
     if not observations:
         return dg.SensorResult(skip_reason=dg.SkipReason(
             "no site table changed since its last observation"))
@@ -96,12 +60,12 @@ def observe_tick(
     )
     if running:
         return dg.SensorResult(skip_reason=dg.SkipReason(
-            f"new versions of {_describe(observations)}: observed once run "
+            f"new versions of {describe(observations)}: observed once run "
             f"{running[0].run_id} ends (its steps must not claim edits it did not read)"))
-    context.log.info(f"observed {_describe(observations)}")
+    context.log.info(f"observed {describe(observations)}")
     return dg.SensorResult(
         asset_events=observations,
-        skip_reason=dg.SkipReason(f"observed {_describe(observations)}"),
+        skip_reason=dg.SkipReason(f"observed {describe(observations)}"),
     )
 
 

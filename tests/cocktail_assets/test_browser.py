@@ -32,7 +32,7 @@ import psycopg
 import pytest
 
 from cocktail_assets.db.embedded import embedded_running, stop_embedded
-from cocktail_assets.site.assets import SOURCE_TABLES
+from cocktail_assets.resources.site_versions import SOURCE_TABLES
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 

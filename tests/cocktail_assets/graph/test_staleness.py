@@ -11,9 +11,10 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+import cocktail_assets.resources.database as database_module
 from cocktail_assets.environments import read_settings
 from cocktail_assets.resources.database import CocktailDatabase
-from cocktail_assets.site.assets import SOURCE_TABLES, site_table_key
+from cocktail_assets.resources.site_versions import SOURCE_TABLES, site_table_key
 from cocktail_assets.site.sensors import build_observe_sensor
 from cocktail_assets.tags import CODE_LOCATION, CODE_LOCATION_TAG
 from tests.cocktail_assets.graph.conftest import (
@@ -33,6 +34,8 @@ MATERIALIZABLE = {
     key.to_user_string() for a in GRAPH_ASSETS if isinstance(a, dg.AssetsDefinition)
     for key in a.keys if a.is_materializable
 }
+READERS_KEYS = MATERIALIZABLE - {"analytics/recipe_complexity"}  # what reads the ingredients
+READERS = dg.AssetSelection.assets(*(dg.AssetKey.from_user_string(k) for k in READERS_KEYS))
 
 
 def _status(instance: dg.DagsterInstance) -> dict[str, StaleStatus]:
@@ -188,3 +191,54 @@ def test_the_observer_sensor_records_new_versions_once(sample_db_url: str, local
             instance.report_runless_asset_event(event)
         assert stale(instance) == MATERIALIZABLE - {"catalog/ingredient_catalog"}
         assert root_causes(instance, "spaces/cocktail_space") == {"site/recipe_ingredients"}
+
+
+def test_a_run_soon_after_an_edit_is_not_stale_once_the_observer_catches_up(
+    observed, sample_db_url: str, local_target
+) -> None:
+    """An edit, then a run before the observer's next tick (a CLI refresh or a UI
+    Materialize within one sensor interval): the run observes the edit's version before its
+    first step, so what it computed is not stale and the observer has nothing left to record."""
+    instance, _observe = observed
+    store, _ = local_target
+    execute(sample_db_url, "UPDATE ingredients SET allow_substitution = NOT allow_substitution "
+            "WHERE id = (SELECT min(id) FROM ingredients)")
+    assert materialize_graph(sample_db_url, store, instance=instance, selection=READERS).success
+    assert stale(instance) == set()
+    assert not _observer_tick(instance, sample_db_url).asset_events
+    latest = instance.fetch_observations(site_table_key("ingredients"), limit=1).records[0]
+    observation = latest.asset_observation
+    assert observation is not None
+    assert observation.data_version == str(_versions(sample_db_url)["ingredients"])
+    assert "before its first step" in observation.metadata["observed_by"].value
+
+
+def test_a_run_observes_the_versions_of_its_own_snapshot(
+    observed, sample_db_url: str, local_target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edit committed between the run's change snapshot and its read of the versions is
+    not in the snapshot (the run does not settle it), so the run must not observe it: once
+    the observer records it, every reader is stale, not falsely fresh."""
+    instance, _observe = observed
+    store, _ = local_target
+    read_versions = database_module.table_changes
+
+    def edit_then_read(conn):
+        execute(sample_db_url, "UPDATE ingredients SET allow_substitution = "
+                "NOT allow_substitution WHERE id = (SELECT min(id) FROM ingredients)")
+        return read_versions(conn)
+
+    before = _versions(sample_db_url)["ingredients"]
+    monkeypatch.setattr(database_module, "table_changes", edit_then_read)
+    assert materialize_graph(sample_db_url, store, instance=instance, selection=READERS).success
+    monkeypatch.undo()
+    assert _versions(sample_db_url)["ingredients"] > before  # the edit did commit mid-set-up
+    latest = instance.fetch_observations(site_table_key("ingredients"), limit=1).records[0]
+    assert latest.asset_observation is not None
+    assert latest.asset_observation.data_version == str(before)
+    assert stale(instance) == set()
+    tick = _observer_tick(instance, sample_db_url)
+    assert [e.asset_key.to_user_string() for e in tick.asset_events] == ["site/ingredients"]
+    for event in tick.asset_events:
+        instance.report_runless_asset_event(event)
+    assert stale(instance) == set(READERS_KEYS)

@@ -19,6 +19,9 @@ from cocktail_assets.refresh.sensors import (
 )
 from cocktail_assets.refresh.status import status_lines
 from cocktail_assets.resources.database import CocktailDatabase
+from cocktail_assets.resources.site_versions import site_table_key
+from tests.cocktail_assets.refresh.conftest import Cli
+from tests.dagster_private import StaleStatus, get_stale_status_resolver
 
 
 def test_the_sensor_runs_the_real_refresh_on_the_sample_data(
@@ -88,3 +91,31 @@ def test_the_sensor_runs_the_real_refresh_on_the_sample_data(
     names = {key.to_user_string() for key in second.asset_selection or []}
     assert "spaces/cocktail_space" in names and "catalog/recipe_volumes" in names
     assert "analytics/ingredient_usage" not in names and "analytics/recipe_complexity" not in names
+
+
+def test_a_cli_refresh_right_after_an_edit_is_not_shown_stale(cli: Cli) -> None:
+    """The CLI door (the locked executor, then the database resource): a refresh started
+    before the site observer has seen an edit observes the edit's version before its first
+    step, so once the observer ticks, what the run computed is fresh in Dagster's own view."""
+    from cocktail_assets.definitions import build_defs
+    from cocktail_assets.site.sensors import build_observe_sensor
+
+    cli.sql("UPDATE ingredients SET allow_substitution = NOT allow_substitution "
+            "WHERE id = (SELECT min(id) FROM ingredients)")
+    version = cli.sql("SELECT max(id) FROM analytics_change_log "
+                      "WHERE table_name = 'ingredients'")[0][0]
+    done = cli.run("refresh", "--select", "catalog/ingredient_catalog",
+                   "analytics/ingredient_usage")
+    assert done.returncode == 0, done.stderr
+    usage = dg.AssetKey(["analytics", "ingredient_usage"])
+    with cli.instance() as instance:
+        latest = instance.fetch_observations(site_table_key("ingredients"), limit=1).records[0]
+        observation = latest.asset_observation
+        assert observation is not None and observation.data_version == str(version)
+        assert "before its first step" in observation.metadata["observed_by"].value
+        settings = read_settings({})
+        tick = build_observe_sensor(settings)(dg.build_sensor_context(
+            instance=instance, resources={"database": CocktailDatabase(url=cli.db_url)}))
+        assert isinstance(tick, dg.SensorResult) and not tick.asset_events
+        resolver = get_stale_status_resolver(instance, build_defs(settings).assets or [])
+        assert resolver.get_status(usage) == StaleStatus.FRESH
