@@ -17,7 +17,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import pytest
 
 from cocktail_assets.db.embedded import embedded_running, stop_embedded
 from cocktail_assets.resources.site_versions import SOURCE_TABLES
+from tests.cocktail_assets.webserver import free_port, graphql
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
@@ -71,12 +71,6 @@ def chromium_path() -> str:
     return found
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class UI:
     url: str
@@ -106,7 +100,7 @@ def ui() -> Iterator[UI]:
         "COCKTAIL_ENV", "COCKTAIL_DAGSTER_STORAGE", "COCKTAIL_DAGSTER_COMPUTE_LOGS")}
     env.update(COCKTAIL_LOCAL_DIR=str(local_dir),
                ANALYTICS_SENSOR_INTERVAL_SECONDS=str(SENSOR_INTERVAL))
-    port = _port()
+    port = free_port()
     log = local_dir / "ui.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
@@ -177,22 +171,10 @@ query T($sensor: String!, $after: Float!) {
 }"""
 
 
-def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    import json
-
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"{url}/graphql", data=body,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        answer = json.loads(response.read())
-    assert "errors" not in answer, answer["errors"]
-    return answer["data"]
-
-
 def asset_nodes(url: str) -> dict[str, dict]:
     """The UI's own query of every asset: its stale status (the Unsynced markers) and data
     version."""
-    nodes = _graphql(url, NODES_QUERY)["assetNodes"]
+    nodes = graphql(url, NODES_QUERY)["assetNodes"]
     return {"/".join(n["assetKey"]["path"]): n for n in nodes}
 
 
@@ -203,7 +185,7 @@ def wait_for_tick_after(url: str, sensor: str, after: float) -> None:
     show before the refresh sensor has evaluated the edit; its newest tick then still tells
     the reason from before the edit."""
     started = time.monotonic()
-    while not _graphql(url, TICKS_QUERY, {"sensor": sensor, "after": after})[
+    while not graphql(url, TICKS_QUERY, {"sensor": sensor, "after": after})[
             "sensorOrError"]["sensorState"]["ticks"]:
         assert time.monotonic() - started < STALE_BOUND, f"{sensor} did not tick after the edit"
         time.sleep(1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,26 +20,10 @@ import pytest
 
 from cocktail_assets.db.connection import dagster_storage_url
 from cocktail_assets.db.seed import seed_sample
+from tests.cocktail_assets.webserver import free_port, graphql
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(
-        f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        payload = json.loads(response.read())
-    assert "errors" not in payload, payload
-    return payload["data"]
 
 
 @pytest.fixture
@@ -80,7 +63,7 @@ def _start_dagster(
     }
     env.pop("ANALYTICS_BUCKET", None)
     env.pop("AWS_ENDPOINT_URL", None)
-    port = _port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     workspace = str(ROOT / "workspace.yaml")
     logs = [open(tmp_path / name, "w") for name in ("webserver.log", "daemon.log")]  # noqa: SIM115
@@ -143,7 +126,7 @@ def test_lineage_is_browsable_and_an_asset_materializes_from_the_ui(
 ) -> None:
     url, store = dagster_ui
     nodes = {
-        "/".join(n["assetKey"]["path"]): n for n in _graphql(url, LINEAGE)["assetNodes"]
+        "/".join(n["assetKey"]["path"]): n for n in graphql(url, LINEAGE)["assetNodes"]
     }
     assert nodes["site/ratings"]["isObservable"]
     deps = {k: {"/".join(d["path"]) for d in n["dependencyKeys"]} for k, n in nodes.items()}
@@ -162,24 +145,24 @@ def test_lineage_is_browsable_and_an_asset_materializes_from_the_ui(
         "mode": "default",
         "executionMetadata": {"tags": [{"key": "dagster/from_ui", "value": "true"}]},
     }
-    launched = _graphql(url, LAUNCH, {"params": params})["launchPipelineExecution"]
+    launched = graphql(url, LAUNCH, {"params": params})["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
     deadline = time.monotonic() + 240
     status = None
     while time.monotonic() < deadline:
-        status = _graphql(url, STATUS, {"id": run_id})["runOrError"]["status"]
+        status = graphql(url, STATUS, {"id": run_id})["runOrError"]["status"]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
         time.sleep(2)
     assert status == "SUCCESS"
     # a refresh run (one at a time, shown by status with its trigger), executed in one process
-    tags = {t["key"]: t["value"] for t in _graphql(url, RUN_TAGS, {"id": run_id})[
+    tags = {t["key"]: t["value"] for t in graphql(url, RUN_TAGS, {"id": run_id})[
         "runOrError"]["tags"]}
     assert tags["cocktail-assets/refresh"] == "true"
     assert tags["cocktail-assets/trigger"] == "ui"
     assert "cocktail-assets/change-snapshot" in tags
-    messages = [e["message"] for e in _graphql(url, RUN_LOGS, {"id": run_id})[
+    messages = [e["message"] for e in graphql(url, RUN_LOGS, {"id": run_id})[
         "logsForRun"]["events"]]
     assert any(m.startswith("Executing steps in process") for m in messages), messages
     document = json.loads((store / "analytics" / "v1" / "recipe-complexity.json").read_text())
@@ -204,7 +187,7 @@ def test_the_daemon_sensor_refreshes_after_an_edit_and_settles_it(
     deadline = time.monotonic() + 420
     succeeded: list[dict] = []
     while time.monotonic() < deadline and not succeeded:
-        runs = _graphql(url, RUNS, {"filter": {"tags": [
+        runs = graphql(url, RUNS, {"filter": {"tags": [
             {"key": "cocktail-assets/trigger", "value": "sensor"}]}})["runsOrError"]["results"]
         assert not [r for r in runs if r["status"] == "FAILURE"], runs
         succeeded = [r for r in runs if r["status"] == "SUCCESS"]
