@@ -3,8 +3,9 @@
 The backfill is the one the UI's partition view would launch (an asset backfill stored in the
 instance, listed under *Overview → Backfills*), run by the daemon in batches of at most
 ACTIVITY_BACKFILL_DAYS_PER_RUN days per run (the asset's backfill policy). When no daemon is
-running, the command starts one for the duration of the backfill. It prints a line per day as
-each day is materialized, then the runs' outcome.
+running (none has written a heartbeat in the last 90 s), or the one that was stops before the
+backfill ends, the command starts one for the rest of the backfill. It prints a line per day
+as each day is materialized, then the runs' outcome.
 """
 
 from __future__ import annotations
@@ -64,9 +65,24 @@ def planned_runs(days: int, per_run: int) -> int:
     return math.ceil(days / per_run)
 
 
-def daemon_running(instance: dg.DagsterInstance) -> bool:
-    statuses = instance.get_daemon_statuses(["BACKFILL", "QUEUED_RUN_COORDINATOR"])
-    return all(status.healthy for status in statuses.values())
+# A running daemon writes a heartbeat every 30 s. Dagster's own ``healthy`` tolerates half an
+# hour without one, so a daemon stopped minutes ago (a closed `cocktail-assets ui`) counted as
+# running, and the backfill waited for nobody.
+LIVE_HEARTBEAT_SECONDS = 90
+
+
+def daemon_heartbeat_age(instance: dg.DagsterInstance, now: float | None = None) -> float | None:
+    """Seconds since the staler of the backfill and run-queue daemons' last heartbeats, if
+    both beat within ``LIVE_HEARTBEAT_SECONDS`` (a daemon runs them); None otherwise."""
+    now = time.time() if now is None else now
+    ages = [
+        now - status.last_heartbeat.timestamp if status.last_heartbeat else math.inf
+        for status in instance.get_daemon_statuses(
+            ["BACKFILL", "QUEUED_RUN_COORDINATOR"]).values()
+        if status.required
+    ]
+    age = max(ages, default=math.inf)
+    return age if age <= LIVE_HEARTBEAT_SECONDS else None
 
 
 def _start_daemon(settings: Settings, env: dict[str, str]) -> subprocess.Popen:
@@ -111,15 +127,26 @@ def run_backfill(
         out(f"backfill {backfill_id}: {len(days)} day(s) {days[0]}..{days[-1]} in "
             f"{planned_runs(len(days), per_run)} run(s) of at most {per_run} days "
             f"(UI: Overview > Backfills)")
-        daemon = None
-        if not daemon_running(instance):
-            out("no Dagster daemon is running: starting one for this backfill")
-            daemon = _start_daemon(settings, env)
+        started: list[subprocess.Popen] = []
+
+        def own_daemon() -> subprocess.Popen | None:
+            """The daemon this command started; one is started whenever no daemon beats (also
+            when the one running at submission stops before the backfill ends)."""
+            if not started and daemon_heartbeat_age(instance) is None:
+                out(f"no Dagster daemon is running (no heartbeat in the last "
+                    f"{LIVE_HEARTBEAT_SECONDS} s): starting one for this backfill")
+                started.append(_start_daemon(settings, env))
+            return started[0] if started else None
+
+        age = daemon_heartbeat_age(instance)
+        if age is not None:
+            out(f"a Dagster daemon is running (last heartbeat {age:.0f} s ago): it runs the "
+                "backfill")
         try:
-            return _follow(instance, backfill_id, days, submitted, out, daemon,
+            return _follow(instance, backfill_id, days, submitted, out, own_daemon,
                            timeout_minutes * 60, poll_seconds)
         finally:
-            if daemon is not None:
+            for daemon in started:
                 daemon.terminate()
                 try:
                     daemon.wait(timeout=30)
@@ -129,12 +156,13 @@ def run_backfill(
 
 def _follow(
     instance: dg.DagsterInstance, backfill_id: str, days: list[str], submitted: float,
-    out: Callable[[str], None], daemon: subprocess.Popen | None, timeout: float,
-    poll_seconds: float,
+    out: Callable[[str], None], own_daemon: Callable[[], subprocess.Popen | None],
+    timeout: float, poll_seconds: float,
 ) -> bool:
     done: set[str] = set()
     deadline = time.monotonic() + timeout
     while True:
+        daemon = own_daemon()
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=DAILY_KEY, asset_partitions=days,
                                   after_timestamp=submitted),

@@ -7,17 +7,24 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
 
-from cocktail_assets.activity.backfill import day_range, planned_runs
+from cocktail_assets.activity.backfill import (
+    LIVE_HEARTBEAT_SECONDS,
+    daemon_heartbeat_age,
+    day_range,
+    planned_runs,
+)
 from cocktail_assets.db.connection import dagster_storage_url
 from cocktail_assets.environments import read_settings
 from cocktail_assets.errors import ConfigError
 from tests.cocktail_assets.activity.conftest import at, days_ago
+from tests.dagster_private import DaemonHeartbeat
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -98,3 +105,30 @@ def test_a_bad_range_is_one_line_with_status_2(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert err.startswith("cocktail-assets: --start/--end must be dates YYYY-MM-DD")
     assert err.count("\n") == 1
+
+
+def test_only_a_daemon_beating_now_counts_as_running(
+    database_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster calls a daemon healthy for half an hour after its last heartbeat; the backfill
+    must not wait for a daemon stopped minutes ago (a closed `cocktail-assets ui`)."""
+    monkeypatch.setenv("DAGSTER_HOME", str(ROOT))
+    monkeypatch.setenv("DAGSTER_PG_URL", dagster_storage_url(database_factory(migrated=False)))
+    monkeypatch.setenv("COCKTAIL_DAGSTER_STORAGE", str(tmp_path / "dagster"))
+    monkeypatch.setenv("COCKTAIL_DAGSTER_COMPUTE_LOGS", str(tmp_path / "logs"))
+    with dg.DagsterInstance.get() as instance:
+        assert daemon_heartbeat_age(instance) is None  # never ran
+
+        def beat(seconds_ago: float) -> None:
+            for kind in ("BACKFILL", "QUEUED_RUN_COORDINATOR"):
+                instance.add_daemon_heartbeat(
+                    DaemonHeartbeat(time.time() - seconds_ago, kind, "test-daemon"))
+
+        beat(10)
+        age = daemon_heartbeat_age(instance)
+        assert age is not None and 10 <= age < 10 + 30
+        beat(10 * 60)  # stopped ten minutes ago
+        assert all(s.healthy for s in instance.get_daemon_statuses(["BACKFILL"]).values())
+        assert daemon_heartbeat_age(instance) is None
+        beat(LIVE_HEARTBEAT_SECONDS - 30)
+        assert daemon_heartbeat_age(instance) is not None
