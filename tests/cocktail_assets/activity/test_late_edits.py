@@ -527,14 +527,15 @@ LATE_EDIT_OBSERVATIONS = """
 
 
 def _stale(url: str, n: int) -> tuple[str, list[dict]]:
-    from tests.cocktail_assets.test_ui import _graphql
+    from tests.cocktail_assets.webserver import graphql
 
-    (node,) = _graphql(url, PARTITION_STALE, {"partition": days_ago(n).isoformat()})["assetNodes"]
+    (node,) = graphql(url, PARTITION_STALE, {"partition": days_ago(n).isoformat()})["assetNodes"]
     return node["staleStatus"], node["staleCauses"]
 
 
 def _launch_and_wait(url: str, job: str, tags: dict[str, str]) -> None:
-    from tests.cocktail_assets.test_ui import LAUNCH, STATUS, _graphql
+    from tests.cocktail_assets.test_ui import LAUNCH, STATUS
+    from tests.cocktail_assets.webserver import graphql
 
     params = {
         "selector": {"repositoryLocationName": "cocktail_assets",
@@ -543,13 +544,13 @@ def _launch_and_wait(url: str, job: str, tags: dict[str, str]) -> None:
         "mode": "default",
         "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
     }
-    launched = _graphql(url, LAUNCH, {"params": params})["launchPipelineExecution"]
+    launched = graphql(url, LAUNCH, {"params": params})["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id, status = launched["run"]["runId"], None
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and status not in ("SUCCESS", "FAILURE", "CANCELED"):
         time.sleep(1)
-        status = _graphql(url, STATUS, {"id": run_id})["runOrError"]["status"]
+        status = graphql(url, STATUS, {"id": run_id})["runOrError"]["status"]
     assert status == "SUCCESS", f"run {run_id} of {job}: {status}"
 
 
@@ -578,11 +579,11 @@ def dagster_ui(db_url: str, database_factory, tmp_path: Path) -> Iterator[str]:
 def test_the_ui_shows_a_late_edited_day_stale_until_it_is_rematerialized(
     dagster_ui: str, db_url: str
 ) -> None:
-    from tests.cocktail_assets.test_ui import _graphql
+    from tests.cocktail_assets.webserver import graphql
 
     url = dagster_ui
     # the sensor's first tick records the days the seed wrote (all pending late edits)
-    _wait_for(lambda: _graphql(url, LATE_EDIT_OBSERVATIONS)["assetNodes"][0][
+    _wait_for(lambda: graphql(url, LATE_EDIT_OBSERVATIONS)["assetNodes"][0][
         "assetObservations"], "the late-edit sensor's first observation", 120)
     _launch_and_wait(url, "activity_daily", {  # as a backfill batch or the sensor runs it
         RANGE_START_TAG: days_ago(12).isoformat(), RANGE_END_TAG: days_ago(9).isoformat()})
